@@ -1,0 +1,3 @@
+"""Iotistic device agent."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Wire models shared by the Iotistic agent and cloud."""
