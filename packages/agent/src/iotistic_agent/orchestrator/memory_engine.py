@@ -1,0 +1,124 @@
+"""An in-memory engine with Docker's semantics, for planner properties and pure tests."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field, replace
+
+from .engine import EngineError, ImagePullError, StartError
+from .model import ContainerInfo, EngineSnapshot, ServiceSpec
+
+
+@dataclass
+class MemoryEngine:
+    registry: set[str] = field(default_factory=set)  # images that can be pulled
+    images: set[str] = field(default_factory=set)
+    containers: dict[str, ContainerInfo] = field(default_factory=dict)
+    networks: dict[str, int] = field(default_factory=dict)
+    volumes: dict[str, int] = field(default_factory=dict)
+    unstartable: set[str] = field(default_factory=set)  # images whose containers fail to start
+    log: list[str] = field(default_factory=list)  # operations in order, for strategy tests
+    clock: float = 0.0
+    _ids: itertools.count[int] = field(default_factory=itertools.count)
+
+    async def snapshot(self) -> EngineSnapshot:
+        return EngineSnapshot(
+            containers=tuple(self.containers.values()),
+            images=frozenset(self.images),
+            networks=dict(self.networks),
+            volumes=dict(self.volumes),
+        )
+
+    async def pull_image(self, image: str) -> None:
+        self.log.append(f"pull {image}")
+        if image not in self.registry:
+            raise ImagePullError(f"manifest unknown: {image}")
+        self.images.add(image)
+
+    async def remove_image(self, image: str) -> None:
+        if any(c.image == image for c in self.containers.values()):
+            raise EngineError(f"image {image} is in use")
+        self.log.append(f"rmi {image}")
+        self.images.discard(image)
+
+    async def create_network(self, name: str, app_id: int) -> None:
+        self.networks.setdefault(name, app_id)
+
+    async def remove_network(self, name: str) -> None:
+        self.networks.pop(name, None)
+
+    async def create_volume(self, name: str, app_id: int) -> None:
+        self.volumes.setdefault(name, app_id)
+
+    async def remove_volume(self, name: str) -> None:
+        self.volumes.pop(name, None)
+
+    async def start_service(self, spec: ServiceSpec) -> str:
+        existing = next(
+            (c for c in self.containers.values() if c.name == spec.container_name), None
+        )
+        if existing is None:
+            if spec.image not in self.images:
+                raise StartError(f"image {spec.image} not present")
+            missing = [n for n in spec.network_names if n not in self.networks]
+            missing += [v for v in spec.volume_names if v not in self.volumes]
+            if missing:
+                raise StartError(f"missing {', '.join(missing)}")
+            existing = ContainerInfo(
+                id=f"c{next(self._ids)}",
+                name=spec.container_name,
+                app_id=spec.app_id,
+                service_id=spec.service_id,
+                service_name=spec.service_name,
+                image=spec.image,
+                config_hash=spec.config_hash,
+                status="created",
+                created_at=self.clock,
+                restart=spec.restart,
+                nano_cpus=spec.nano_cpus,
+                memory_bytes=spec.memory_bytes,
+                memory_reservation_bytes=spec.memory_reservation_bytes,
+                networks=spec.network_names,
+            )
+            self.log.append(f"create {spec.service_name} {spec.image}")
+        self.containers[existing.id] = existing
+        if spec.image in self.unstartable:
+            raise StartError(f"cannot start {spec.service_name}")
+        if existing.status != "running":
+            self.log.append(f"start {spec.service_name} {spec.image}")
+            self.containers[existing.id] = replace(
+                existing, status="running", started_at=self.clock
+            )
+        return existing.id
+
+    async def stop_container(self, container_id: str, timeout_s: float) -> None:
+        c = self.containers.get(container_id)
+        if c is not None and c.status in ("running", "paused", "restarting"):
+            self.log.append(f"stop {c.service_name} {c.image}")
+            self.containers[container_id] = replace(c, status="exited", exit_code=0)
+
+    async def remove_container(self, container_id: str) -> None:
+        c = self.containers.pop(container_id, None)
+        if c is not None:
+            self.log.append(f"remove {c.service_name} {c.image}")
+
+    async def pause_container(self, container_id: str) -> None:
+        c = self.containers[container_id]
+        if c.status == "running":
+            self.containers[container_id] = replace(c, status="paused")
+
+    async def unpause_container(self, container_id: str) -> None:
+        c = self.containers[container_id]
+        if c.status == "paused":
+            self.containers[container_id] = replace(c, status="running")
+
+    async def update_container(self, container_id: str, spec: ServiceSpec) -> None:
+        c = self.containers[container_id]
+        self.log.append(f"update {c.service_name}")
+        self.containers[container_id] = replace(
+            c,
+            restart=spec.restart,
+            nano_cpus=spec.nano_cpus,
+            memory_bytes=spec.memory_bytes,
+            memory_reservation_bytes=spec.memory_reservation_bytes,
+        )

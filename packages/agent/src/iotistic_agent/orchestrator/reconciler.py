@@ -1,0 +1,263 @@
+"""The level-triggered reconcile loop: observe, plan the next batch, execute, repeat.
+
+A pass runs on every target change (wake) and every interval, and earlier when a backoff
+expires. Failures of one service are recorded as data and never stop the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from .backoff import STABLE_AFTER_S, record_failure
+from .engine import Engine, EngineError, EngineUnavailable, ImagePullError, StartError, apply_step
+from .model import AppSpec, EngineSnapshot, FailureRecord, PlanContext, ServiceKey
+from .planner import plan
+from .steps import FetchImage, Noop, ReleaseLock, Start, Step, TakeLock
+
+log = logging.getLogger("iotistic.reconciler")
+
+MAX_BATCHES_PER_PASS = 50
+
+
+class TargetSource(Protocol):
+    def current_target(self) -> Mapping[int, AppSpec]: ...
+
+
+class FailureStore(Protocol):
+    def load_failures(self) -> dict[ServiceKey, FailureRecord]: ...
+
+    def put_failure(self, key: ServiceKey, record: FailureRecord) -> None: ...
+
+    def delete_failure(self, key: ServiceKey) -> None: ...
+
+
+@dataclass(frozen=True)
+class PassOutcome:
+    settled: bool  # nothing left to do (converged, or failed services have given up)
+    batches: int
+    retry_at: float | None = None  # earliest backoff expiry worth waking up for
+    error: str | None = None
+
+
+class Reconciler:
+    def __init__(
+        self,
+        engine: Engine,
+        targets: TargetSource,
+        failures: FailureStore,
+        *,
+        interval_s: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._engine = engine
+        self._targets = targets
+        self._store = failures
+        self._failures = failures.load_failures()
+        self._interval_s = interval_s
+        self._clock = clock
+        self._locks: set[int] = set()
+        self._wake = asyncio.Event()
+        self._seen_running: set[str] = set()
+        self._restart_counts: dict[str, int] = {}
+        self.last_snapshot: EngineSnapshot | None = None
+        self.last_outcome: PassOutcome | None = None
+        self.engine_error: str | None = None
+
+    @property
+    def failures(self) -> Mapping[ServiceKey, FailureRecord]:
+        return self._failures
+
+    def set_interval(self, interval_s: float) -> None:
+        self._interval_s = interval_s
+        self.wake()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            outcome = await self.reconcile()
+            timeout = self._interval_s
+            if outcome.retry_at is not None:
+                timeout = max(0.05, min(timeout, outcome.retry_at - self._clock()))
+            elif not outcome.settled and outcome.error is None:
+                timeout = min(timeout, 1.0)  # waiting on a dependency or hand-over: look again soon
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:
+                pass
+
+    async def reconcile(self) -> PassOutcome:
+        outcome = PassOutcome(settled=False, batches=0)
+        try:
+            outcome = await self._reconcile()
+            self.engine_error = None
+        except EngineUnavailable as exc:
+            self.engine_error = str(exc)
+            log.error("container engine unavailable: %s", exc)
+            outcome = PassOutcome(settled=False, batches=0, error=str(exc))
+        except Exception as exc:  # a bug must not kill the loop: log it and try again later
+            log.exception("reconciliation pass failed")
+            outcome = PassOutcome(settled=False, batches=0, error=str(exc))
+        self.last_outcome = outcome
+        return outcome
+
+    async def _reconcile(self) -> PassOutcome:
+        for batch in range(1, MAX_BATCHES_PER_PASS + 1):
+            target = self._targets.current_target()
+            snapshot = await self._engine.snapshot()
+            self.last_snapshot = snapshot
+            self._observe(snapshot, target)
+            ctx = PlanContext(now=self._clock(), failures=self._failures, locks=frozenset(self._locks))
+            steps = plan(snapshot, target, ctx)
+            if not steps:
+                return PassOutcome(settled=True, batches=batch)
+            actionable = [s for s in steps if not isinstance(s, Noop)]
+            if not actionable:
+                retries = [s.retry_at for s in steps if isinstance(s, Noop) and s.retry_at]
+                return PassOutcome(False, batch, retry_at=min(retries) if retries else None)
+            if not await self._execute(actionable):
+                return PassOutcome(False, batch, retry_at=self._earliest_retry())
+        return PassOutcome(False, MAX_BATCHES_PER_PASS, error="no convergence within one pass")
+
+    def _earliest_retry(self) -> float | None:
+        times = [f.next_retry_at for f in self._failures.values() if not f.gave_up]
+        return min(times) if times else None
+
+    async def _execute(self, steps: list[Step]) -> bool:
+        """Run one batch: pulls concurrently, everything else in order. False when a step
+        failed in a way that is not recorded per service (the pass then ends early)."""
+        fetches = [s for s in steps if isinstance(s, FetchImage)]
+        others = [s for s in steps if not isinstance(s, FetchImage)]
+        results = await asyncio.gather(*(self._run_step(s) for s in fetches))
+        ok = all(results)
+        for step in others:
+            ok = await self._run_step(step) and ok
+        return ok
+
+    async def _run_step(self, step: Step) -> bool:
+        if isinstance(step, TakeLock):
+            self._locks.add(step.app_id)
+            return True
+        if isinstance(step, ReleaseLock):
+            self._locks.discard(step.app_id)
+            return True
+        log.info("step %s", _describe(step))
+        try:
+            await apply_step(self._engine, step)
+        except EngineUnavailable:
+            raise
+        except ImagePullError as exc:
+            assert isinstance(step, FetchImage)
+            for key in step.services:
+                self._fail(key, "ImagePullBackOff", str(exc))
+            return True
+        except StartError as exc:
+            assert isinstance(step, Start)
+            self._fail(step.service.key, "StartFailure", str(exc))
+            return True
+        except EngineError as exc:
+            log.warning("step failed: %s: %s", _describe(step), exc)
+            return False
+        self._succeeded(step)
+        return True
+
+    def _hash_of(self, key: ServiceKey) -> str:
+        app = self._targets.current_target().get(key[0])
+        spec = app.service(key[1]) if app else None
+        return spec.config_hash if spec else ""
+
+    def _fail(self, key: ServiceKey, reason: str, message: str, marker: str = "") -> None:
+        record = record_failure(
+            self._failures.get(key), reason, message, self._clock(), self._hash_of(key), marker  # type: ignore[arg-type]
+        )
+        self._failures[key] = record
+        self._store.put_failure(key, record)
+        log.warning(
+            "service %s/%s %s (failure %d%s): %s",
+            key[0],
+            key[1],
+            record.display_reason,
+            record.retry_count,
+            ", giving up" if record.gave_up else f", retry in {record.next_retry_at - self._clock():.0f}s",
+            message,
+        )
+
+    def _clear(self, key: ServiceKey) -> None:
+        if self._failures.pop(key, None) is not None:
+            self._store.delete_failure(key)
+
+    def _succeeded(self, step: Step) -> None:
+        if isinstance(step, FetchImage):
+            for key in step.services:
+                record = self._failures.get(key)
+                if record is not None and record.reason == "ImagePullBackOff":
+                    self._clear(key)
+        elif isinstance(step, Start):
+            record = self._failures.get(step.service.key)
+            if record is not None and record.reason != "CrashLoopBackOff":
+                self._clear(step.service.key)
+
+    def _observe(self, snapshot: EngineSnapshot, target: Mapping[int, AppSpec]) -> None:
+        """Turn what the engine shows into failure records: crashes, recoveries, stale ones."""
+        now = self._clock()
+        wanted: dict[ServiceKey, str] = {}
+        for app in target.values():
+            for spec in app.services:
+                wanted[spec.key] = spec.config_hash
+                if spec.state == "stopped":
+                    continue
+                for c in snapshot.containers_of(spec.key):
+                    if c.config_hash != spec.config_hash:
+                        continue
+                    record = self._failures.get(spec.key)
+                    previous_restarts = self._restart_counts.get(c.id)
+                    self._restart_counts[c.id] = c.restart_count
+                    if c.status in ("exited", "dead") and c.id in self._seen_running:
+                        marker = f"{c.id}@{c.started_at}"
+                        if record is None or record.marker != marker:
+                            self._fail(
+                                spec.key,
+                                "CrashLoopBackOff",
+                                f"container exited with code {c.exit_code}",
+                                marker,
+                            )
+                    elif previous_restarts is not None and c.restart_count > previous_restarts:
+                        self._fail(
+                            spec.key,
+                            "CrashLoopBackOff",
+                            f"container restarted by the engine ({c.restart_count} restarts, "
+                            f"last exit code {c.exit_code})",
+                            f"{c.id}#{c.restart_count}",
+                        )
+                    elif c.status == "running":
+                        self._seen_running.add(c.id)
+                        stable = now - c.started_at >= STABLE_AFTER_S
+                        if record is not None and record.reason == "CrashLoopBackOff" and stable:
+                            self._clear(spec.key)
+        for key, record in list(self._failures.items()):
+            if wanted.get(key) != record.config_hash:
+                self._clear(key)  # the target moved on: old failures no longer apply
+        live = {c.id for c in snapshot.containers}
+        self._seen_running &= live
+        for cid in set(self._restart_counts) - live:
+            del self._restart_counts[cid]
+
+    def forget_failure(self, key: ServiceKey) -> None:
+        """An explicit restart by the user gives a failed service a fresh start."""
+        self._clear(key)
+        self.wake()
+
+
+def _describe(step: Step) -> str:
+    name = type(step).__name__
+    if isinstance(step, Start):
+        return f"{name} {step.service.app_id}/{step.service.service_name} ({step.service.image})"
+    fields = ", ".join(f"{k}={v}" for k, v in vars(step).items() if k != "service")
+    return f"{name}({fields})"

@@ -1,0 +1,95 @@
+"""What each service is doing, derived from the last snapshot, the target and failures."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from .model import AppSpec, ContainerInfo, EngineSnapshot, FailureRecord, ServiceKey, ServiceSpec
+
+_CONTAINER_STATUS = {
+    "created": "Installed",
+    "running": "Running",
+    "paused": "Paused",
+    "restarting": "Restarting",
+    "exited": "Stopped",
+    "dead": "Dead",
+    "removing": "Removing",
+}
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def applications_state(
+    target: Mapping[int, AppSpec],
+    snapshot: EngineSnapshot | None,
+    failures: Mapping[ServiceKey, FailureRecord],
+) -> dict[str, Any]:
+    """Per app and service: status, container id, image and failure fields (JSON-ready)."""
+    apps: dict[str, Any] = {}
+    for app in sorted(target.values(), key=lambda a: a.app_id):
+        services = {}
+        for spec in app.services:
+            container = _container_for(spec, snapshot)
+            record = failures.get(spec.key)
+            if record is not None and record.config_hash != spec.config_hash:
+                record = None
+            services[spec.service_name] = _service_state(spec, container, record, snapshot)
+        apps[str(app.app_id)] = {"appId": app.app_id, "appName": app.app_name, "services": services}
+    return apps
+
+
+def _container_for(spec: ServiceSpec, snapshot: EngineSnapshot | None) -> ContainerInfo | None:
+    if snapshot is None:
+        return None
+    candidates = snapshot.containers_of(spec.key)
+    current = [c for c in candidates if c.config_hash == spec.config_hash]
+    chosen = current or list(candidates)
+    return max(chosen, key=lambda c: (c.is_running, c.created_at)) if chosen else None
+
+
+def _service_state(
+    spec: ServiceSpec,
+    container: ContainerInfo | None,
+    record: FailureRecord | None,
+    snapshot: EngineSnapshot | None,
+) -> dict[str, Any]:
+    if record is not None:
+        status = record.display_reason
+    elif container is None:
+        if spec.state == "stopped":
+            status = "Stopped"
+        elif snapshot is not None and spec.image not in snapshot.images:
+            status = "Downloading"
+        else:
+            status = "Pending"
+    elif container.config_hash != spec.config_hash:
+        status = "Updating"
+    else:
+        status = _CONTAINER_STATUS.get(container.status, container.status)
+    return {
+        "serviceId": spec.service_id,
+        "serviceName": spec.service_name,
+        "status": status,
+        "targetState": spec.state,
+        "containerId": container.id if container else None,
+        "image": spec.image,
+        "restartCount": container.restart_count if container else 0,
+        "error": _error(record),
+    }
+
+
+def _error(record: FailureRecord | None) -> dict[str, Any] | None:
+    if record is None:
+        return None
+    return {
+        "type": record.display_reason,
+        "message": record.message,
+        "retryCount": record.retry_count,
+        "lastFailure": iso(record.last_failure_at),
+        "nextRetry": None if record.gave_up else iso(record.next_retry_at),
+        "gaveUp": record.gave_up,
+    }

@@ -1,0 +1,49 @@
+"""Helpers for driving the pure planner against the in-memory engine."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+from iotistic_agent.orchestrator.engine import apply_step
+from iotistic_agent.orchestrator.memory_engine import MemoryEngine
+from iotistic_agent.orchestrator.model import AppSpec, PlanContext, ServiceSpec
+from iotistic_agent.orchestrator.model import config_hash
+from iotistic_agent.orchestrator.planner import plan
+from iotistic_agent.orchestrator.steps import Noop, ReleaseLock, Step, TakeLock
+
+
+def service(app_id: int, name: str, image: str = "reg/img:v1", **fields: object) -> ServiceSpec:
+    spec = ServiceSpec(
+        app_id=app_id, app_name=f"app{app_id}", service_id=0, service_name=name, image=image,
+        **fields,  # type: ignore[arg-type]
+    )
+    return replace(spec, config_hash=config_hash(spec))
+
+
+def app(app_id: int, *services: ServiceSpec) -> AppSpec:
+    networks = sorted({n for s in services for n in s.network_names})
+    volumes = sorted({v for s in services for v in s.volume_names})
+    return AppSpec(app_id, f"app{app_id}", tuple(services), tuple(networks), tuple(volumes))
+
+
+async def converge(
+    engine: MemoryEngine, target: Mapping[int, AppSpec], max_passes: int = 30
+) -> list[list[Step]]:
+    """Plan and apply until the planner returns nothing; returns every batch applied."""
+    locks: set[int] = set()
+    batches: list[list[Step]] = []
+    for _ in range(max_passes):
+        steps = plan(await engine.snapshot(), target, PlanContext(now=engine.clock, locks=frozenset(locks)))
+        if not steps:
+            return batches
+        batches.append(steps)
+        for step in steps:
+            if isinstance(step, TakeLock):
+                locks.add(step.app_id)
+            elif isinstance(step, ReleaseLock):
+                locks.discard(step.app_id)
+            elif not isinstance(step, Noop):
+                await apply_step(engine, step)
+        engine.clock += 1.0
+    raise AssertionError(f"no convergence within {max_passes} passes; last batch: {batches[-1]}")
