@@ -10,6 +10,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 # Labels the agent puts on everything it creates; objects without them are never touched.
@@ -191,8 +192,15 @@ class EngineSnapshot:
     networks: Mapping[str, int] = field(default_factory=dict)  # managed network -> app id
     volumes: Mapping[str, int] = field(default_factory=dict)  # managed volume -> app id
 
+    @cached_property
+    def _by_service(self) -> dict[ServiceKey, tuple[ContainerInfo, ...]]:
+        index: dict[ServiceKey, list[ContainerInfo]] = {}
+        for c in self.containers:
+            index.setdefault(c.key, []).append(c)
+        return {k: tuple(v) for k, v in index.items()}
+
     def containers_of(self, key: ServiceKey) -> tuple[ContainerInfo, ...]:
-        return tuple(c for c in self.containers if c.key == key)
+        return self._by_service.get(key, ())
 
 
 FailureReason = Literal["ImagePullBackOff", "ErrImagePull", "StartFailure", "CrashLoopBackOff"]
