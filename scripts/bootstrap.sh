@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Prepare this machine for running and testing Iotistic: system packages and the
+# Docker engine (as root), then the Python workspace in .venv. Idempotent; when
+# everything is already in place it only checks and returns quickly.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+UV_VERSION="0.13.9"
+UV_BOOT="$ROOT/.cache/uv-bootstrap"
+DOCKERD_LOG="/var/log/iotistic-dockerd.log"
+DOCKER_WAIT_SECONDS="${IOTISTIC_DOCKER_WAIT_SECONDS:-60}"
+
+log() { printf 'bootstrap: %s\n' "$*" >&2; }
+die() { printf 'bootstrap: ERROR: %s\n' "$*" >&2; exit 1; }
+
+is_root() { [ "$(id -u)" -eq 0 ]; }
+
+# `timeout` guards against a client hanging on a half-started daemon.
+docker_ok() { command -v docker >/dev/null 2>&1 && timeout 15 docker info >/dev/null 2>&1; }
+
+# The test images are built from Debian's static busybox: a dynamically linked
+# one (package `busybox`) would not run inside an otherwise empty image.
+busybox_static_ok() {
+    [ -x /bin/busybox ] || return 1
+    dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed'
+}
+
+# ensurepip is what Debian splits off into python3-venv.
+python_venv_ok() {
+    command -v python3 >/dev/null 2>&1 && python3 -c 'import venv, ensurepip' >/dev/null 2>&1
+}
+
+system_packages_missing() {
+    local missing=()
+    command -v docker >/dev/null 2>&1 || missing+=(docker)
+    command -v dockerd >/dev/null 2>&1 || missing+=(dockerd)
+    command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+    busybox_static_ok || missing+=(busybox-static)
+    python_venv_ok || missing+=(python3-venv)
+    printf '%s\n' "${missing[@]}"
+}
+
+install_system_packages() {
+    local missing
+    missing="$(system_packages_missing)"
+    [ -z "$missing" ] && return 0
+    log "missing: $(echo "$missing" | tr '\n' ' ')-> installing Debian packages"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    apt-get install -y --no-install-recommends \
+        docker.io docker-registry busybox-static python3-venv ca-certificates
+    missing="$(system_packages_missing)"
+    [ -z "$missing" ] || die "still missing after apt-get install: $(echo "$missing" | tr '\n' ' ')"
+}
+
+start_docker() {
+    docker_ok && return 0
+    # A dockerd that is still starting holds its pid file; a second one would fail.
+    if ! pgrep -x dockerd >/dev/null 2>&1; then
+        log "starting dockerd (log: $DOCKERD_LOG)"
+        # No systemd here: run it detached so it outlives this script.
+        nohup setsid dockerd >"$DOCKERD_LOG" 2>&1 </dev/null &
+    else
+        log "dockerd is running but not answering yet; waiting"
+    fi
+    local deadline=$((SECONDS + DOCKER_WAIT_SECONDS))
+    until docker_ok; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            log "docker info still failing after ${DOCKER_WAIT_SECONDS}s; last lines of $DOCKERD_LOG:"
+            tail -n 30 "$DOCKERD_LOG" >&2 2>/dev/null || true
+            die "the Docker engine did not come up"
+        fi
+        sleep 0.5
+    done
+    log "docker engine is up"
+}
+
+setup_python() {
+    python_venv_ok || die "python3 with the venv module is required (Debian: python3-venv)"
+    if [ ! -x "$UV_BOOT/bin/uv" ] || [ "$("$UV_BOOT/bin/uv" --version 2>/dev/null | awk '{print $2}')" != "$UV_VERSION" ]; then
+        log "installing uv $UV_VERSION into $UV_BOOT"
+        rm -rf "$UV_BOOT"
+        python3 -m venv "$UV_BOOT"
+        "$UV_BOOT/bin/pip" install --quiet "uv==$UV_VERSION"
+    fi
+    # Use the machine's python3; never download an interpreter.
+    export UV_PYTHON=python3
+    export UV_PYTHON_DOWNLOADS=never
+    if [ -f uv.lock ]; then
+        "$UV_BOOT/bin/uv" sync --frozen --quiet
+    else
+        "$UV_BOOT/bin/uv" sync --quiet
+    fi
+}
+
+if is_root; then
+    install_system_packages
+    start_docker
+else
+    # Without root we cannot install or start anything system-wide.
+    docker_ok || log "WARNING: docker is not available; integration tests and the agent need a running Docker engine"
+    command -v docker-registry >/dev/null 2>&1 || log "WARNING: docker-registry is not installed (Debian package docker-registry)"
+    busybox_static_ok || log "WARNING: /bin/busybox from busybox-static is missing; integration test images cannot be built"
+fi
+
+setup_python
