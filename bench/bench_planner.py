@@ -18,10 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit"))
 
-from iotistic_agent.orchestrator.memory_engine import MemoryEngine  # noqa: E402
-from iotistic_agent.orchestrator.model import AppSpec, Mount, PlanContext  # noqa: E402
-from iotistic_agent.orchestrator.planner import plan  # noqa: E402
-from planner_support import app, converge, service  # noqa: E402
+from iotistic_agent.orchestrator.memory_engine import MemoryEngine
+from iotistic_agent.orchestrator.model import AppSpec, Mount, PlanContext
+from iotistic_agent.orchestrator.planner import plan
+from planner_support import app, converge, service
 
 SERVICES = 100
 APPS = 10
@@ -74,7 +74,8 @@ async def main() -> None:
     print(f"baseline json.dumps of the target: {baseline * 1e3:.3f} ms")
     for name, seconds in results.items():
         print(f"planner pass, {name}: {seconds * 1e3:.3f} ms ({seconds / baseline:.2f}x baseline)")
-    print(f"max RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MB")
+    max_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"max RSS of this process: {max_rss_mb:.1f} MB")
 
 
 if __name__ == "__main__":

@@ -91,7 +91,9 @@ class AgentProcess:
         state: dict[str, Any] = self.apps_state()[str(app_id)]["services"][name]
         return state
 
-    def wait_status(self, app_id: int, name: str, status: str, timeout: float = 60) -> dict[str, Any]:
+    def wait_status(
+        self, app_id: int, name: str, status: str, timeout: float = 60
+    ) -> dict[str, Any]:
         def reached() -> dict[str, Any] | None:
             try:
                 s = self.service_state(app_id, name)
@@ -100,7 +102,10 @@ class AgentProcess:
             return s if s["status"] == status else None
 
         return wait_for(
-            reached, timeout, 0.2, f"{app_id}/{name} never reached {status}; log tail:\n{self.log()[-3000:]}"
+            reached,
+            timeout,
+            0.2,
+            f"{app_id}/{name} never reached {status}; log tail:\n{self.log()[-3000:]}",
         )
 
 
@@ -135,4 +140,10 @@ def app(app_id: int, *services: dict[str, Any], name: str = "demo") -> dict[str,
 
 def svc(service_id: int, name: str, image: str, **extra: Any) -> dict[str, Any]:
     config = extra.pop("config", {})
-    return {"serviceId": service_id, "serviceName": name, "imageName": image, "config": config, **extra}
+    return {
+        "serviceId": service_id,
+        "serviceName": name,
+        "imageName": image,
+        "config": config,
+        **extra,
+    }

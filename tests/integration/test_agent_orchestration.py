@@ -61,7 +61,11 @@ def test_one_missing_image_backs_off_while_the_other_services_run_and_fixing_it_
     agent: AgentProcess, images: ImageSet
 ) -> None:
     def three(bad: str) -> dict[str, object]:
-        return target(app(1001, svc(1, "web", images.http), svc(2, "worker", images.v1), svc(3, "broken", bad)))
+        return target(
+            app(
+                1001, svc(1, "web", images.http), svc(2, "worker", images.v1), svc(3, "broken", bad)
+            )
+        )
 
     agent.set_target(three(images.missing))
     agent.wait_status(1001, "web", "Running")
@@ -104,7 +108,9 @@ def test_named_volume_data_survives_an_image_update(agent: AgentProcess, images:
     new = wait_for(new_container, 60, 0.2, "service was not recreated on the new image")
     assert dockerkit.docker("exec", new, "cat", "/data/file").stdout.strip() == "kept"
     assert dockerkit.docker("exec", new, "cat", "/etc/image-version").stdout.strip() == "v2"
-    mounts = dockerkit.docker("inspect", "-f", "{{range .Mounts}}{{.Name}}{{end}}", new).stdout.strip()
+    mounts = dockerkit.docker(
+        "inspect", "-f", "{{range .Mounts}}{{.Name}}{{end}}", new
+    ).stdout.strip()
     assert mounts == "1001_appdata"
 
 
@@ -133,7 +139,9 @@ def test_unchanged_target_is_never_recreated_and_restart_policy_changes_in_place
     def updated() -> bool:
         (c,) = service_containers(1001, "web")
         host = c["HostConfig"]
-        return bool(host["RestartPolicy"]["Name"] == "unless-stopped" and host["Memory"] == 64 << 20)
+        return bool(
+            host["RestartPolicy"]["Name"] == "unless-stopped" and host["Memory"] == 64 << 20
+        )
 
     wait_for(updated, 30, 0.2, "restart policy and memory were not updated in place")
     assert [c["Id"] for c in service_containers(1001, "web")] == [first]
@@ -143,12 +151,20 @@ def test_services_reach_each_other_by_name_on_the_app_network(
     agent: AgentProcess, images: ImageSet
 ) -> None:
     agent.set_target(
-        target(app(1001, svc(1, "web", images.http), svc(2, "client", images.v1, config={"depends_on": ["web"]})))
+        target(
+            app(
+                1001,
+                svc(1, "web", images.http),
+                svc(2, "client", images.v1, config={"depends_on": ["web"]}),
+            )
+        )
     )
     agent.wait_status(1001, "web", "Running")
     client = agent.wait_status(1001, "client", "Running")["containerId"]
     page = wait_for(
-        lambda: dockerkit.docker("exec", client, "wget", "-q", "-O-", "http://web/", check=False).stdout,
+        lambda: (
+            dockerkit.docker("exec", client, "wget", "-q", "-O-", "http://web/", check=False).stdout
+        ),
         30,
         0.3,
         "client could not reach web by its service name",
@@ -181,8 +197,12 @@ def test_removing_an_app_from_the_target_removes_its_containers_network_and_volu
     wait_for(lambda: not managed_containers(1001), 30, 0.2, "containers not removed")
 
     def leftovers() -> list[str]:
-        nets = dockerkit.docker("network", "ls", "-q", "--filter", "label=io.iotistic.app-id=1001").stdout.split()
-        vols = dockerkit.docker("volume", "ls", "-q", "--filter", "label=io.iotistic.app-id=1001").stdout.split()
+        nets = dockerkit.docker(
+            "network", "ls", "-q", "--filter", "label=io.iotistic.app-id=1001"
+        ).stdout.split()
+        vols = dockerkit.docker(
+            "volume", "ls", "-q", "--filter", "label=io.iotistic.app-id=1001"
+        ).stdout.split()
         return nets + vols
 
     wait_for(lambda: not leftovers(), 30, 0.2, "network or volume left behind")

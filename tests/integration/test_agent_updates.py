@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 
 from tests.integration import dockerkit
-from tests.integration.agent_process import AgentProcess, app, managed_containers, service_containers, svc, target
+from tests.integration.agent_process import (
+    AgentProcess,
+    app,
+    managed_containers,
+    service_containers,
+    svc,
+    target,
+)
 from tests.integration.dockerkit import ImageSet
 from tests.integration.waiting import wait_for
 
@@ -25,8 +32,17 @@ def agent(tmp_path: Path, images: ImageSet, docker_clean: None) -> Iterator[Agen
 
 def engine_events(since: float, until: float) -> list[dict[str, Any]]:
     out = dockerkit.docker(
-        "events", "--since", f"{since:.3f}", "--until", f"{until:.3f}", "--format", "{{json .}}",
-        "--filter", "type=container", "--filter", "type=image",
+        "events",
+        "--since",
+        f"{since:.3f}",
+        "--until",
+        f"{until:.3f}",
+        "--format",
+        "{{json .}}",
+        "--filter",
+        "type=container",
+        "--filter",
+        "type=image",
     ).stdout
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
@@ -41,7 +57,11 @@ def summarise(events: list[dict[str, Any]], old_image: str, new_image: str) -> l
             summary.append(f"pull {names[e['Actor']['ID']]}")
         elif e["Type"] == "image" and action == "untag" and attrs.get("name") == old_image:
             summary.append("delete-image old")
-        elif e["Type"] == "container" and action in ("start", "destroy") and attrs.get("image") in names:
+        elif (
+            e["Type"] == "container"
+            and action in ("start", "destroy")
+            and attrs.get("image") in names
+        ):
             summary.append(f"{action} {names[attrs['image']]}")
     return summary
 
@@ -66,25 +86,42 @@ def update_and_observe(agent: AgentProcess, images: ImageSet, strategy: str) -> 
 def test_download_then_kill_pulls_before_the_old_container_goes(
     agent: AgentProcess, images: ImageSet
 ) -> None:
-    assert update_and_observe(agent, images, "download-then-kill") == ["pull new", "destroy old", "start new"]
+    assert update_and_observe(agent, images, "download-then-kill") == [
+        "pull new",
+        "destroy old",
+        "start new",
+    ]
 
 
 def test_kill_then_download_removes_the_old_container_before_pulling(
     agent: AgentProcess, images: ImageSet
 ) -> None:
-    assert update_and_observe(agent, images, "kill-then-download") == ["destroy old", "pull new", "start new"]
+    assert update_and_observe(agent, images, "kill-then-download") == [
+        "destroy old",
+        "pull new",
+        "start new",
+    ]
 
 
-def test_delete_then_download_deletes_the_old_image_too(agent: AgentProcess, images: ImageSet) -> None:
+def test_delete_then_download_deletes_the_old_image_too(
+    agent: AgentProcess, images: ImageSet
+) -> None:
     assert update_and_observe(agent, images, "delete-then-download") == [
-        "destroy old", "delete-image old", "pull new", "start new",
+        "destroy old",
+        "delete-image old",
+        "pull new",
+        "start new",
     ]
 
 
 def test_hand_over_starts_the_new_container_before_the_old_one_goes(
     agent: AgentProcess, images: ImageSet
 ) -> None:
-    assert update_and_observe(agent, images, "hand-over") == ["pull new", "start new", "destroy old"]
+    assert update_and_observe(agent, images, "hand-over") == [
+        "pull new",
+        "start new",
+        "destroy old",
+    ]
 
 
 def five_service_target(images: ImageSet) -> dict[str, Any]:
@@ -113,8 +150,12 @@ def assert_converged_once(agent: AgentProcess) -> None:
         name = c["Config"]["Labels"]["io.iotistic.service-name"]
         per_service[name] = per_service.get(name, 0) + 1
     assert per_service == dict.fromkeys(expected, 1), "duplicate or missing containers"
-    nets = dockerkit.docker("network", "ls", "--format", "{{.Name}}", "--filter", "label=io.iotistic.managed=true").stdout.split()
-    vols = dockerkit.docker("volume", "ls", "--format", "{{.Name}}", "--filter", "label=io.iotistic.managed=true").stdout.split()
+    nets = dockerkit.docker(
+        "network", "ls", "--format", "{{.Name}}", "--filter", "label=io.iotistic.managed=true"
+    ).stdout.split()
+    vols = dockerkit.docker(
+        "volume", "ls", "--format", "{{.Name}}", "--filter", "label=io.iotistic.managed=true"
+    ).stdout.split()
     assert sorted(nets) == ["1001_backend", "1001_default"]
     assert sorted(vols) == ["1001_data", "1001_www"]
 

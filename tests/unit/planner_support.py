@@ -7,15 +7,18 @@ from dataclasses import replace
 
 from iotistic_agent.orchestrator.engine import apply_step
 from iotistic_agent.orchestrator.memory_engine import MemoryEngine
-from iotistic_agent.orchestrator.model import AppSpec, PlanContext, ServiceSpec
-from iotistic_agent.orchestrator.model import config_hash
+from iotistic_agent.orchestrator.model import AppSpec, PlanContext, ServiceSpec, config_hash
 from iotistic_agent.orchestrator.planner import plan
 from iotistic_agent.orchestrator.steps import Noop, ReleaseLock, Step, TakeLock
 
 
 def service(app_id: int, name: str, image: str = "reg/img:v1", **fields: object) -> ServiceSpec:
     spec = ServiceSpec(
-        app_id=app_id, app_name=f"app{app_id}", service_id=0, service_name=name, image=image,
+        app_id=app_id,
+        app_name=f"app{app_id}",
+        service_id=0,
+        service_name=name,
+        image=image,
         **fields,  # type: ignore[arg-type]
     )
     return replace(spec, config_hash=config_hash(spec))
@@ -34,7 +37,9 @@ async def converge(
     locks: set[int] = set()
     batches: list[list[Step]] = []
     for _ in range(max_passes):
-        steps = plan(await engine.snapshot(), target, PlanContext(now=engine.clock, locks=frozenset(locks)))
+        steps = plan(
+            await engine.snapshot(), target, PlanContext(now=engine.clock, locks=frozenset(locks))
+        )
         if not steps:
             return batches
         batches.append(steps)

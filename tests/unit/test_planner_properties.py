@@ -19,7 +19,6 @@ from iotistic_agent.orchestrator.model import (
 )
 from iotistic_agent.orchestrator.planner import plan
 from iotistic_agent.orchestrator.steps import Kill
-
 from planner_support import app, converge, service
 
 IMAGES = ["reg/img:v1", "reg/img:v2", "reg/other:v1"]
@@ -46,10 +45,14 @@ def app_specs(draw: st.DrawFn, app_id: int) -> AppSpec:
                 environment=(("MODE", draw(st.sampled_from(["a", "b"]))),),
                 mounts=tuple(Mount("volume", f"{app_id}_{v}", f"/{v}", False) for v in volumes),
                 networks=tuple((f"{app_id}_{n}", ()) for n in nets),
-                ports=draw(st.sampled_from([(), (PortBinding(80, "tcp", "", 8000 + app_id * 10 + i),)])),
+                ports=draw(
+                    st.sampled_from([(), (PortBinding(80, "tcp", "", 8000 + app_id * 10 + i),)])
+                ),
                 restart=draw(st.sampled_from(["always", "no", "unless-stopped"])),
                 memory_bytes=draw(st.sampled_from([None, 64 << 20])),
-                depends_on=tuple(draw(st.lists(st.sampled_from(earlier), unique=True)) if earlier else ()),
+                depends_on=tuple(
+                    draw(st.lists(st.sampled_from(earlier), unique=True)) if earlier else ()
+                ),
             )
         )
     return app(app_id, *services)
@@ -156,8 +159,15 @@ def test_a_converged_state_plans_nothing_even_with_unrelated_foreign_objects(
 def test_container_of_a_removed_app_is_killed_and_its_volumes_and_networks_go() -> None:
     async def scenario() -> None:
         engine = MemoryEngine(registry=set(IMAGES))
-        a = app(1001, service(1001, "web", mounts=(Mount("volume", "1001_data", "/d", False),),
-                             networks=(("1001_default", ()),)))
+        a = app(
+            1001,
+            service(
+                1001,
+                "web",
+                mounts=(Mount("volume", "1001_data", "/d", False),),
+                networks=(("1001_default", ()),),
+            ),
+        )
         await converge(engine, {1001: a})
         assert engine.volumes == {"1001_data": 1001}
         await converge(engine, {})

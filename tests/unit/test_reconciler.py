@@ -9,7 +9,6 @@ import pytest
 from iotistic_agent.orchestrator.memory_engine import MemoryEngine
 from iotistic_agent.orchestrator.model import AppSpec, FailureRecord, ServiceKey
 from iotistic_agent.orchestrator.reconciler import Reconciler
-
 from planner_support import app, service
 
 GOOD, OTHER, BAD = "reg/img:v1", "reg/other:v1", "reg/img:missing"
@@ -56,7 +55,11 @@ def three_services(bad_image: str = BAD) -> dict[int, AppSpec]:
     }
 
 
-def make(target: Mapping[int, AppSpec], engine: MemoryEngine | None = None, store: DictStore | None = None):  # type: ignore[no-untyped-def]
+def make(
+    target: Mapping[int, AppSpec],
+    engine: MemoryEngine | None = None,
+    store: DictStore | None = None,
+):  # type: ignore[no-untyped-def]
     engine = engine or MemoryEngine(registry={GOOD, OTHER})
     clock = Clock()
     engine.clock = clock.now
@@ -74,7 +77,11 @@ async def test_a_missing_image_backs_off_while_the_other_services_run() -> None:
     outcome = await rec.reconcile()
     assert running(engine) == {"web", "worker"}
     record = rec.failures[(1001, "broken")]
-    assert (record.reason, record.retry_count, record.next_retry_at) == ("ImagePullBackOff", 1, 1010.0)
+    assert (record.reason, record.retry_count, record.next_retry_at) == (
+        "ImagePullBackOff",
+        1,
+        1010.0,
+    )
     assert "manifest unknown" in record.message
     assert outcome.retry_at == 1010.0 and not outcome.settled
     assert store.records[(1001, "broken")] == record

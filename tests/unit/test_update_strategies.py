@@ -7,7 +7,6 @@ from dataclasses import replace
 
 from iotistic_agent.orchestrator.memory_engine import MemoryEngine
 from iotistic_agent.orchestrator.model import PortBinding, ServiceSpec, config_hash
-
 from planner_support import app, converge, service
 
 OLD, NEW = "reg/img:v1", "reg/img:v2"
@@ -16,9 +15,13 @@ OLD, NEW = "reg/img:v1", "reg/img:v2"
 def update_log(strategy: str, **fields: object) -> list[str]:
     async def scenario() -> list[str]:
         engine = MemoryEngine(registry={OLD, NEW})
-        await converge(engine, {1001: app(1001, service(1001, "web", OLD, strategy=strategy, **fields))})
+        await converge(
+            engine, {1001: app(1001, service(1001, "web", OLD, strategy=strategy, **fields))}
+        )
         engine.log.clear()
-        await converge(engine, {1001: app(1001, service(1001, "web", NEW, strategy=strategy, **fields))})
+        await converge(
+            engine, {1001: app(1001, service(1001, "web", NEW, strategy=strategy, **fields))}
+        )
         return engine.log
 
     return asyncio.run(scenario())
@@ -26,32 +29,52 @@ def update_log(strategy: str, **fields: object) -> list[str]:
 
 def test_download_then_kill_has_the_new_image_before_touching_the_old_container() -> None:
     assert update_log("download-then-kill") == [
-        f"pull {NEW}", f"stop web {OLD}", f"remove web {OLD}", f"create web {NEW}", f"start web {NEW}",
+        f"pull {NEW}",
+        f"stop web {OLD}",
+        f"remove web {OLD}",
+        f"create web {NEW}",
+        f"start web {NEW}",
     ]
 
 
 def test_kill_then_download_stops_the_old_container_first() -> None:
     assert update_log("kill-then-download") == [
-        f"stop web {OLD}", f"remove web {OLD}", f"pull {NEW}", f"create web {NEW}", f"start web {NEW}",
+        f"stop web {OLD}",
+        f"remove web {OLD}",
+        f"pull {NEW}",
+        f"create web {NEW}",
+        f"start web {NEW}",
     ]
 
 
 def test_delete_then_download_also_deletes_the_old_image_before_downloading() -> None:
     assert update_log("delete-then-download") == [
-        f"stop web {OLD}", f"remove web {OLD}", f"rmi {OLD}", f"pull {NEW}",
-        f"create web {NEW}", f"start web {NEW}",
+        f"stop web {OLD}",
+        f"remove web {OLD}",
+        f"rmi {OLD}",
+        f"pull {NEW}",
+        f"create web {NEW}",
+        f"start web {NEW}",
     ]
 
 
 def test_hand_over_runs_the_new_container_before_killing_the_old_one() -> None:
     assert update_log("hand-over") == [
-        f"pull {NEW}", f"create web {NEW}", f"start web {NEW}", f"stop web {OLD}", f"remove web {OLD}",
+        f"pull {NEW}",
+        f"create web {NEW}",
+        f"start web {NEW}",
+        f"stop web {OLD}",
+        f"remove web {OLD}",
     ]
 
 
 def test_hand_over_with_a_published_port_falls_back_to_download_then_kill() -> None:
     ports = (PortBinding(80, "tcp", "", 8080),)
-    assert update_log("hand-over", ports=ports)[:3] == [f"pull {NEW}", f"stop web {OLD}", f"remove web {OLD}"]
+    assert update_log("hand-over", ports=ports)[:3] == [
+        f"pull {NEW}",
+        f"stop web {OLD}",
+        f"remove web {OLD}",
+    ]
 
 
 def test_nothing_of_a_new_release_starts_before_all_its_images_are_present() -> None:
@@ -74,7 +97,17 @@ def test_restart_policy_and_limits_change_in_place_without_recreation() -> None:
         await converge(engine, {1: app(1, service(1, "web", OLD))})
         (before,) = engine.containers
         engine.log.clear()
-        await converge(engine, {1: app(1, service(1, "web", OLD, restart="no", memory_bytes=64 << 20, nano_cpus=500_000_000))})
+        await converge(
+            engine,
+            {
+                1: app(
+                    1,
+                    service(
+                        1, "web", OLD, restart="no", memory_bytes=64 << 20, nano_cpus=500_000_000
+                    ),
+                )
+            },
+        )
         assert list(engine.containers) == [before]
         assert engine.log == ["update web"]
 
@@ -87,5 +120,3 @@ def test_reordered_environment_and_ports_keep_the_same_config_hash() -> None:
     assert config_hash(a) == config_hash(b)
     changed = replace(a, environment=(("A", "1"), ("B", "3")))
     assert config_hash(changed) != config_hash(a)
-
-

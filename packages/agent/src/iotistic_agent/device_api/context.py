@@ -9,6 +9,7 @@ from aiohttp import web
 from ..orchestrator.reconciler import Reconciler
 from ..store.target_store import TargetStore
 
+
 @dataclass(frozen=True)
 class ApiContext:
     targets: TargetStore

@@ -10,7 +10,7 @@ from iotistic_contracts import TargetStateError, parse_target_state
 
 from .. import __version__
 from ..orchestrator.status import applications_state
-from .context import ApiContext, api_context
+from .context import api_context
 from .errors import ApiError
 
 routes = web.RouteTableDef()
@@ -59,7 +59,12 @@ async def set_target_state(request: web.Request) -> web.Response:
         ctx.reconciler.wake()
     stored = ctx.targets.stored
     return web.json_response(
-        {"status": "success", "changed": changed, "version": stored.version, "stateHash": stored.state_hash}
+        {
+            "status": "success",
+            "changed": changed,
+            "version": stored.version,
+            "stateHash": stored.state_hash,
+        }
     )
 
 

@@ -24,8 +24,12 @@ LABEL_STRATEGY = "io.iotistic.update-strategy"
 LABEL_HANDOVER_TIMEOUT = "io.iotistic.handover-timeout"
 
 ServiceState = Literal["running", "stopped", "paused"]
-UpdateStrategy = Literal["download-then-kill", "kill-then-download", "delete-then-download", "hand-over"]
-ContainerStatus = Literal["created", "running", "paused", "restarting", "exited", "dead", "removing"]
+UpdateStrategy = Literal[
+    "download-then-kill", "kill-then-download", "delete-then-download", "hand-over"
+]
+ContainerStatus = Literal[
+    "created", "running", "paused", "restarting", "exited", "dead", "removing"
+]
 
 
 @dataclass(frozen=True, order=True)

@@ -34,6 +34,7 @@ DEFAULT_RESTART = "always"
 DEFAULT_HANDOVER_TIMEOUT_S = 60.0
 DEFAULT_STOP_GRACE_S = 10.0
 
+
 def normalise_target(target: TargetState) -> dict[int, AppSpec]:
     return {app.appId: normalise_app(app) for app in target.apps.values()}
 
@@ -128,7 +129,9 @@ def _ports(specs: list[str | int]) -> tuple[PortBinding, ...]:
         for spec in specs
         for p in parse_port(spec)
     }
-    return tuple(sorted(bindings, key=lambda b: (b.container_port, b.protocol, b.host_ip, b.host_port or 0)))
+    return tuple(
+        sorted(bindings, key=lambda b: (b.container_port, b.protocol, b.host_ip, b.host_port or 0))
+    )
 
 
 def _mounts(app_id: int, specs: list[str]) -> tuple[Mount, ...]:

@@ -48,9 +48,7 @@ _DISRUPTIVE = (Kill, Stop)
 _PULL_FAILURES = ("ImagePullBackOff", "ErrImagePull")
 
 
-def plan(
-    current: EngineSnapshot, target: Mapping[int, AppSpec], ctx: PlanContext
-) -> list[Step]:
+def plan(current: EngineSnapshot, target: Mapping[int, AppSpec], ctx: PlanContext) -> list[Step]:
     steps: list[Step] = []
     steps += _remove_unwanted_containers(current, target)
     all_images = frozenset(img for app in target.values() for img in app.images)

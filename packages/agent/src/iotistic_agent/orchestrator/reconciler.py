@@ -7,6 +7,7 @@ expires. Failures of one service are recorded as data and never stop the others.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -88,10 +89,8 @@ class Reconciler:
                 timeout = max(0.05, min(timeout, outcome.retry_at - self._clock()))
             elif not outcome.settled and outcome.error is None:
                 timeout = min(timeout, 1.0)  # waiting on a dependency or hand-over: look again soon
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:
-                pass
 
     async def reconcile(self) -> PassOutcome:
         outcome = PassOutcome(settled=False, batches=0)
@@ -114,7 +113,9 @@ class Reconciler:
             snapshot = await self._engine.snapshot()
             self.last_snapshot = snapshot
             self._observe(snapshot, target)
-            ctx = PlanContext(now=self._clock(), failures=self._failures, locks=frozenset(self._locks))
+            ctx = PlanContext(
+                now=self._clock(), failures=self._failures, locks=frozenset(self._locks)
+            )
             steps = plan(snapshot, target, ctx)
             if not steps:
                 return PassOutcome(settled=True, batches=batch)
@@ -175,7 +176,12 @@ class Reconciler:
 
     def _fail(self, key: ServiceKey, reason: str, message: str, marker: str = "") -> None:
         record = record_failure(
-            self._failures.get(key), reason, message, self._clock(), self._hash_of(key), marker  # type: ignore[arg-type]
+            self._failures.get(key),
+            reason,
+            message,
+            self._clock(),
+            self._hash_of(key),
+            marker,  # type: ignore[arg-type]
         )
         self._failures[key] = record
         self._store.put_failure(key, record)
@@ -185,7 +191,9 @@ class Reconciler:
             key[1],
             record.display_reason,
             record.retry_count,
-            ", giving up" if record.gave_up else f", retry in {record.next_retry_at - self._clock():.0f}s",
+            ", giving up"
+            if record.gave_up
+            else f", retry in {record.next_retry_at - self._clock():.0f}s",
             message,
         )
 

@@ -25,7 +25,5 @@ class DeviceStore:
                 "INSERT OR IGNORE INTO device (id, uuid, deviceName) VALUES (1, ?, ?)",
                 (str(uuid.uuid4()), name),
             )
-            row = self._conn.execute(
-                "SELECT uuid, deviceName, provisioned FROM device"
-            ).fetchone()
+            row = self._conn.execute("SELECT uuid, deviceName, provisioned FROM device").fetchone()
         return DeviceIdentity(row["uuid"], row["deviceName"], bool(row["provisioned"]))

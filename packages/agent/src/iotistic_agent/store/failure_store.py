@@ -47,6 +47,4 @@ class SqliteFailureStore:
         )
 
     def delete_failure(self, key: ServiceKey) -> None:
-        self._conn.execute(
-            "DELETE FROM service_status WHERE app_id = ? AND service_name = ?", key
-        )
+        self._conn.execute("DELETE FROM service_status WHERE app_id = ? AND service_name = ?", key)

@@ -36,7 +36,9 @@ class TargetStore:
         if row is None:
             empty = TargetState()
             return StoredTarget(empty, empty.state_hash(), 0, "none")
-        target = parse_target_state({"apps": json.loads(row["apps"]), "config": json.loads(row["config"])})
+        target = parse_target_state(
+            {"apps": json.loads(row["apps"]), "config": json.loads(row["config"])}
+        )
         return StoredTarget(target, row["state_hash"], row["version"], row["source"])
 
     @property

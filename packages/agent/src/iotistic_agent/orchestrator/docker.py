@@ -1,0 +1,417 @@
+"""The Docker adapter of the `Engine` protocol, on aiodocker (Docker Engine API 1.41+).
+
+Every operation is idempotent where the planner may repeat it (create what exists, remove
+what is gone), touches only objects carrying the agent's labels, and turns engine failures
+into the protocol's errors: `EngineUnavailable` when the daemon cannot be reached,
+`ImagePullError`/`StartError` for pulls and starts, `EngineError` for anything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiodocker
+import aiohttp
+from aiodocker.exceptions import DockerError
+
+from .docker_mapping import (
+    container_create_body,
+    container_info,
+    endpoint_config,
+    image_names,
+    labelled_app_ids,
+    managed_labels,
+    split_image_ref,
+    update_body,
+)
+from .engine import EngineError, EngineUnavailable, ImagePullError, StartError
+from .model import (
+    LABEL_APP_ID,
+    LABEL_CONFIG_HASH,
+    LABEL_MANAGED,
+    LABEL_SERVICE_NAME,
+    ContainerInfo,
+    EngineSnapshot,
+    ServiceSpec,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+_CONNECTION_FAILED = 900  # aiodocker's status for "cannot connect to the daemon"
+_MANAGED_FILTER = f"{LABEL_MANAGED}=true"
+
+
+def _is_not_found(err: DockerError) -> bool:
+    return err.status == 404
+
+
+class DockerEngine:
+    """`Engine` on a Docker daemon. Use `async with DockerEngine() as engine` or `close()`."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        api_version: str = "auto",
+        request_timeout_s: float = 120.0,
+        pull_timeout_s: float = 1800.0,
+        inspect_concurrency: int = 8,
+    ) -> None:
+        # An explicit default, so a missing socket is an EngineUnavailable at the first call
+        # (the reconciler retries) rather than a ValueError from aiodocker's auto-detection.
+        self._url = url or os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
+        self._api_version = api_version
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=10.0, sock_connect=10.0, sock_read=request_timeout_s
+        )
+        self._pull_timeout_s = pull_timeout_s
+        self._inspect_limit = asyncio.Semaphore(inspect_concurrency)
+        self._client: aiodocker.Docker | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def open(self) -> DockerEngine:
+        self._docker()
+        return self
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
+
+    async def __aenter__(self) -> DockerEngine:
+        return await self.open()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def _docker(self) -> aiodocker.Docker:
+        # Created on first use, inside the running loop that aiohttp's session belongs to.
+        if self._client is None:
+            self._client = aiodocker.Docker(
+                url=self._url, api_version=self._api_version, timeout=self._timeout
+            )
+        return self._client
+
+    async def ping(self) -> bool:
+        """True when the daemon answers `GET /_ping`; never raises for a dead daemon."""
+        try:
+            async with self._docker()._query("_ping", versioned_api=False) as resp:
+                return resp.status == 200
+        except (DockerError, aiohttp.ClientError, TimeoutError):
+            return False
+
+    @asynccontextmanager
+    async def _errors(
+        self, what: str, error: type[EngineError] = EngineError
+    ) -> AsyncIterator[None]:
+        """Translate aiodocker/aiohttp failures into the protocol's errors."""
+        try:
+            yield
+        except DockerError as err:
+            if err.status == _CONNECTION_FAILED:
+                raise EngineUnavailable(f"{what}: {err.message}") from err
+            raise error(f"{what}: {err.message}") from err
+        except (aiohttp.ClientConnectionError, ConnectionError) as err:
+            raise EngineUnavailable(f"{what}: connection to the engine lost ({err})") from err
+        except TimeoutError as err:
+            raise error(f"{what}: the engine did not answer in time") from err
+
+    async def _api(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None
+    ) -> Any:
+        # aiodocker has no (typed) call for container update and volumes: use its JSON helper.
+        data = None if body is None else json.dumps(body)
+        return await self._docker()._query_json(path, method, params=params, data=data)
+
+    # -- snapshot ----------------------------------------------------------------------
+
+    async def snapshot(self) -> EngineSnapshot:
+        async with self._errors("reading the engine state"):
+            docker = self._docker()
+            listed = await self._api(
+                "GET",
+                "containers/json",
+                params={"all": "1", "filters": json.dumps({"label": [_MANAGED_FILTER]})},
+            )
+            infos = await asyncio.gather(*(self._inspect_info(c["Id"]) for c in listed))
+            images = await docker.images.list()
+            networks = await docker.networks.list(filters={"label": [_MANAGED_FILTER]})
+            volumes = await self._api(
+                "GET", "volumes", params={"filters": json.dumps({"label": [_MANAGED_FILTER]})}
+            )
+        return EngineSnapshot(
+            containers=tuple(sorted((i for i in infos if i is not None), key=lambda i: i.id)),
+            images=image_names(images),
+            networks=labelled_app_ids(networks),
+            volumes=labelled_app_ids(volumes.get("Volumes") or []),
+        )
+
+    async def _inspect(self, name_or_id: str) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = await self._api("GET", f"containers/{name_or_id}/json")
+        except DockerError as err:
+            if _is_not_found(err):
+                return None  # removed since it was listed, or never existed
+            raise
+        return data
+
+    async def _inspect_info(self, container_id: str) -> ContainerInfo | None:
+        async with self._inspect_limit:
+            data = await self._inspect(container_id)
+        return None if data is None else container_info(data)
+
+    # -- images ------------------------------------------------------------------------
+
+    async def pull_image(self, image: str) -> None:
+        repo, tag = split_image_ref(image)
+        async with self._errors(f"pulling {image}", ImagePullError):
+            try:
+                async with asyncio.timeout(self._pull_timeout_s):
+                    stream = self._docker().images.pull(repo, tag=tag, stream=True)
+                    async for item in stream:
+                        # aiodocker >= 0.24 raises for these itself; older versions yield them.
+                        error = item.get("errorDetail", {}).get("message") or item.get("error")
+                        if error:
+                            raise ImagePullError(f"pulling {image}: {error}")
+            except TimeoutError:
+                raise ImagePullError(
+                    f"pulling {image}: not finished after {self._pull_timeout_s:.0f}s"
+                ) from None
+            if not await self._image_present(image):
+                raise ImagePullError(
+                    f"pulling {image}: the engine reported success but has no such image"
+                )
+
+    async def _image_present(self, image: str) -> bool:
+        try:
+            await self._docker().images.inspect(image)
+        except DockerError as err:
+            if _is_not_found(err):
+                return False
+            raise
+        return True
+
+    async def remove_image(self, image: str) -> None:
+        async with self._errors(f"removing image {image}"):
+            try:
+                await self._docker().images.delete(image)
+            except DockerError as err:
+                if not _is_not_found(err):
+                    raise  # a conflict (image in use) is a real error
+
+    # -- networks and volumes ----------------------------------------------------------
+
+    async def create_network(self, name: str, app_id: int) -> None:
+        body = {
+            "Name": name,
+            "Driver": "bridge",
+            "Labels": managed_labels(app_id),
+            # Without it, API 1.41 happily creates a second network with the same name.
+            "CheckDuplicate": True,
+        }
+        async with self._errors(f"creating network {name}"):
+            try:
+                await self._docker().networks.create(body)
+                return
+            except DockerError as err:
+                if err.status != 409:
+                    raise
+            existing = await self._docker().networks.get(name)
+            labels = (await existing.show()).get("Labels") or {}
+        self._check_managed("network", name, labels)
+
+    async def remove_network(self, name: str) -> None:
+        async with self._errors(f"removing network {name}"):
+            try:
+                network = await self._docker().networks.get(name)
+                await network.delete()
+            except DockerError as err:
+                if not _is_not_found(err):
+                    raise
+
+    async def create_volume(self, name: str, app_id: int) -> None:
+        body = {"Name": name, "Driver": "local", "Labels": managed_labels(app_id)}
+        async with self._errors(f"creating volume {name}"):
+            # Creating an existing volume succeeds and returns it unchanged (labels included).
+            created = await self._api("POST", "volumes/create", body=body)
+        self._check_managed("volume", name, created.get("Labels") or {})
+
+    async def remove_volume(self, name: str) -> None:
+        async with self._errors(f"removing volume {name}"):
+            try:
+                await self._api("DELETE", f"volumes/{name}")
+            except DockerError as err:
+                if not _is_not_found(err):
+                    raise  # in use by a container: a real error
+
+    @staticmethod
+    def _check_managed(kind: str, name: str, labels: dict[str, str]) -> None:
+        if labels.get(LABEL_MANAGED) != "true":
+            # Never adopt someone else's data or network: the user has to resolve the clash.
+            raise EngineError(f"a {kind} named {name} exists but is not managed by the agent")
+
+    # -- containers --------------------------------------------------------------------
+
+    async def start_service(self, spec: ServiceSpec) -> str:
+        name = spec.container_name
+        async with self._errors(f"starting {name}", StartError):
+            existing = await self._inspect(name)
+            if existing is None:
+                container_id = await self._create(spec)
+                created = True
+            else:
+                container_id = self._reusable(spec, existing)
+                state = existing.get("State") or {}
+                if state.get("Running") or state.get("Paused"):
+                    return container_id  # running (or paused: unpausing is the planner's call)
+                attached = (existing.get("NetworkSettings") or {}).get("Networks") or {}
+                await self._connect_networks(container_id, spec, skip={*attached})
+                created = False
+            try:
+                await self._docker().containers.container(container_id).start()
+            except DockerError as err:
+                if err.status == _CONNECTION_FAILED:
+                    raise
+                left = "was created but " if created else ""
+                raise StartError(f"container {name} {left}failed to start: {err.message}") from err
+        return container_id
+
+    @staticmethod
+    def _reusable(spec: ServiceSpec, existing: dict[str, Any]) -> str:
+        labels = (existing.get("Config") or {}).get("Labels") or {}
+        if labels.get(LABEL_MANAGED) != "true" or labels.get(LABEL_CONFIG_HASH) != spec.config_hash:
+            raise StartError(
+                f"a container named {spec.container_name} exists but is not this service's "
+                "(unmanaged or a different configuration); remove it to continue"
+            )
+        return str(existing["Id"])
+
+    async def _create(self, spec: ServiceSpec) -> str:
+        if not await self._image_present(spec.image):
+            # The engine never pulls implicitly: fetching is a step of its own, with backoff.
+            raise StartError(f"image {spec.image} not present; it has to be pulled first")
+        body = container_create_body(spec, await self._resolve_network_mode(spec))
+        container = await self._docker().containers.create(body, name=spec.container_name)
+        log.info(
+            "created container %s (%s) for %s", spec.container_name, container.id[:12], spec.key
+        )
+        try:
+            # The first network was joined at create time (see container_create_body).
+            await self._connect_networks(container.id, spec, skip={*spec.network_names[:1]})
+        except DockerError as err:
+            if err.status == _CONNECTION_FAILED:
+                raise
+            raise StartError(
+                f"container {spec.container_name} was created but could not join its "
+                f"networks: {err.message}"
+            ) from err
+        return container.id
+
+    async def _connect_networks(self, container_id: str, spec: ServiceSpec, skip: set[str]) -> None:
+        # API 1.41 takes a single endpoint at create time: the others join before the start.
+        for network, aliases in spec.networks:
+            if network in skip:
+                continue
+            handle = await self._docker().networks.get(network)
+            await handle.connect(
+                {"Container": container_id, "EndpointConfig": endpoint_config(spec, aliases)}
+            )
+
+    async def _resolve_network_mode(self, spec: ServiceSpec) -> str | None:
+        mode = spec.network_mode
+        if mode is None or not mode.startswith("service:"):
+            return mode
+        other = mode.removeprefix("service:")
+        filters = {
+            "label": [
+                _MANAGED_FILTER,
+                f"{LABEL_APP_ID}={spec.app_id}",
+                f"{LABEL_SERVICE_NAME}={other}",
+            ],
+            "status": ["running"],
+        }
+        listed = await self._api("GET", "containers/json", params={"filters": json.dumps(filters)})
+        if not listed:
+            raise StartError(
+                f"network_mode {mode}: service {other} of app {spec.app_id} is not running"
+            )
+        # During a hand-over two may run: share the namespace of the newest.
+        newest = max(listed, key=lambda c: int(c.get("Created") or 0))
+        return f"container:{newest['Id']}"
+
+    async def stop_container(self, container_id: str, timeout_s: float) -> None:
+        # A paused container is stopped too: the daemon unfreezes it to deliver the signal.
+        async with self._errors(f"stopping container {container_id[:12]}"):
+            try:
+                await (
+                    self._docker()
+                    .containers.container(container_id)
+                    .stop(t=max(1, math.ceil(timeout_s)))
+                )
+            except DockerError as err:
+                if not _is_not_found(err):  # already stopped is a 304, not an error
+                    raise
+
+    async def remove_container(self, container_id: str) -> None:
+        # v=True removes the container's anonymous volumes; named volumes are never touched.
+        async with self._errors(f"removing container {container_id[:12]}"):
+            try:
+                await self._docker().containers.container(container_id).delete(force=True, v=True)
+            except DockerError as err:
+                if not (_is_not_found(err) or "already in progress" in err.message):
+                    raise
+
+    async def pause_container(self, container_id: str) -> None:
+        async with self._errors(f"pausing container {container_id[:12]}"):
+            try:
+                await self._docker().containers.container(container_id).pause()
+            except DockerError as err:
+                if "already paused" not in err.message:
+                    raise
+
+    async def unpause_container(self, container_id: str) -> None:
+        async with self._errors(f"unpausing container {container_id[:12]}"):
+            try:
+                await self._docker().containers.container(container_id).unpause()
+            except DockerError as err:
+                if "not paused" not in err.message:
+                    raise
+
+    async def update_container(self, container_id: str, spec: ServiceSpec) -> None:
+        """Change restart policy and resource limits in place.
+
+        Docker 20.10 reads 0 in an update as "leave unchanged", so a limit cannot be removed
+        in place (and -1 is refused: "Minimum memory limit allowed is 6MB"). Everything else
+        is applied; then, if a limit that is set should be gone, EngineError says so: only a
+        new container drops it.
+        """
+        what = f"updating container {container_id[:12]}"
+        async with self._errors(what):
+            current = await self._inspect(container_id)
+            if current is None:
+                raise EngineError(f"{what}: no such container")
+            await self._api("POST", f"containers/{container_id}/update", body=update_body(spec))
+        host = current.get("HostConfig") or {}
+        stuck = [
+            key
+            for key, wanted in (
+                ("NanoCpus", spec.nano_cpus),
+                ("Memory", spec.memory_bytes),
+                ("MemoryReservation", spec.memory_reservation_bytes),
+            )
+            if wanted is None and host.get(key)
+        ]
+        if stuck:
+            raise EngineError(
+                f"{what}: the engine cannot remove the {', '.join(stuck)} limit of a "
+                "container in place; recreate the container to drop it"
+            )

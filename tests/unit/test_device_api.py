@@ -1,0 +1,98 @@
+"""Device API state routes, served by aiohttp against the in-memory engine."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from iotistic_agent.device_api.app import create_app
+from iotistic_agent.device_api.context import ApiContext
+from iotistic_agent.orchestrator.memory_engine import MemoryEngine
+from iotistic_agent.orchestrator.reconciler import Reconciler
+from iotistic_agent.store.db import open_database
+from iotistic_agent.store.failure_store import SqliteFailureStore
+from iotistic_agent.store.target_store import TargetStore
+
+
+def target(image: str = "reg/web:v1", **config: Any) -> dict[str, Any]:
+    service = {"serviceId": 1, "serviceName": "web", "imageName": image, "config": config}
+    return {"apps": {"1001": {"appId": 1001, "appName": "demo", "services": [service]}}}
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Reconciler]]:
+    conn = open_database(tmp_path / "d.sqlite")
+    targets = TargetStore(conn)
+    engine = MemoryEngine(registry={"reg/web:v1"})
+    reconciler = Reconciler(engine, targets, SqliteFailureStore(conn))
+    app = create_app(ApiContext(targets=targets, reconciler=reconciler, device_uuid="u"))
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client, reconciler
+
+
+async def test_ping_and_version(client: tuple[TestClient[Any, Any], Reconciler]) -> None:
+    c, _ = client
+    assert await (await c.get("/ping")).text() == "OK"
+    body = await (await c.get("/v2/version")).json()
+    assert body["status"] == "success" and body["version"]
+
+
+async def test_posted_target_is_persisted_and_applied(
+    client: tuple[TestClient[Any, Any], Reconciler],
+) -> None:
+    c, reconciler = client
+    response = await c.post("/v2/local/target-state", json=target())
+    assert response.status == 200
+    body = await response.json()
+    assert body["changed"] is True and body["version"] == 1
+    got = await c.get("/v2/local/target-state")
+    assert (await got.json())["apps"]["1001"]["services"][0]["imageName"] == "reg/web:v1"
+    assert got.headers["X-Target-Version"] == "1"
+    await reconciler.reconcile()
+    state = await (await c.get("/v2/applications/state")).json()
+    web = state["1001"]["services"]["web"]
+    assert web["status"] == "Running" and web["containerId"] and web["error"] is None
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        (target(portz=["80"]), "apps.1001.services[0].config.portz: unknown field"),
+        (target(ports=["99999:80"]), "ports"),
+        (target(resources={"limits": {"memory": "lots"}}), "memory"),
+        ({"apps": {"1": target()["apps"]["1001"]}}, "apps.1"),
+        ([1, 2], "object"),
+    ],
+)
+async def test_invalid_targets_get_400_naming_the_field(
+    client: tuple[TestClient[Any, Any], Reconciler], body: Any, needle: str
+) -> None:
+    c, _ = client
+    response = await c.post("/v2/local/target-state", json=body)
+    assert response.status == 400
+    payload = await response.json()
+    assert payload["error"] == "invalid_target_state"
+    assert needle in payload["message"]
+    stored = await (await c.get("/v2/local/target-state")).json()
+    assert stored["apps"] == {}
+
+
+async def test_bodies_that_are_not_json_or_too_large_are_refused(
+    client: tuple[TestClient[Any, Any], Reconciler],
+) -> None:
+    c, _ = client
+    response = await c.post("/v2/local/target-state", data=b"{not json")
+    assert response.status == 400 and "JSON" in (await response.json())["message"]
+    huge = await c.post("/v2/local/target-state", data=b"x" * (2 * 1024 * 1024))
+    assert huge.status == 413
+    assert (await huge.json())["error"] == "payload_too_large"
+
+
+async def test_unknown_route_is_a_json_404(client: tuple[TestClient[Any, Any], Reconciler]) -> None:
+    c, _ = client
+    response = await c.get("/v2/nothing-here")
+    assert response.status == 404
+    assert (await response.json())["error"] == "not_found"

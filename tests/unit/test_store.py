@@ -1,0 +1,74 @@
+"""SQLite store: numbered migrations under PRAGMA user_version, persisted target and failures."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from iotistic_agent.orchestrator.model import FailureRecord
+from iotistic_agent.store.db import migrate, migrations, open_database
+from iotistic_agent.store.device import DeviceStore
+from iotistic_agent.store.failure_store import SqliteFailureStore
+from iotistic_agent.store.target_store import TargetStore
+from iotistic_contracts import parse_target_state
+
+TARGET = {
+    "apps": {
+        "1001": {
+            "appId": 1001,
+            "appName": "demo",
+            "services": [{"serviceId": 1, "serviceName": "web", "imageName": "reg/web:v1"}],
+        }
+    }
+}
+
+
+def test_migrations_are_numbered_without_gaps_and_applied_once(tmp_path: Path) -> None:
+    conn = open_database(tmp_path / "d.sqlite")
+    latest = migrations()[-1][0]
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == latest
+    assert migrate(conn) == latest  # a second run applies nothing
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_failing_migration_leaves_the_database_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = sqlite3.connect(tmp_path / "d.sqlite", isolation_level=None)
+    broken = [(1, "001_x.sql", "CREATE TABLE a (x INTEGER); CREATE TABLE oops (")]
+    monkeypatch.setattr("iotistic_agent.store.db.migrations", lambda: broken)
+    with pytest.raises(RuntimeError, match=r"001_x\.sql"):
+        migrate(conn)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 0
+    assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'a'").fetchone() is None
+
+
+def test_device_identity_is_created_once(tmp_path: Path) -> None:
+    path = tmp_path / "d.sqlite"
+    first = DeviceStore(open_database(path)).ensure_identity()
+    again = DeviceStore(open_database(path)).ensure_identity()
+    assert first.uuid == again.uuid and len(first.uuid) == 36
+
+
+def test_target_is_persisted_with_hash_and_version_and_reloaded(tmp_path: Path) -> None:
+    path = tmp_path / "d.sqlite"
+    store = TargetStore(open_database(path))
+    assert store.stored.version == 0 and store.current_target() == {}
+    target = parse_target_state(TARGET)
+    assert store.save(target, source="local") is True
+    assert store.save(target, source="local") is False  # same content: no new version
+    reloaded = TargetStore(open_database(path))
+    assert reloaded.stored.version == 1
+    assert reloaded.stored.state_hash == target.state_hash()
+    assert [s.service_name for s in reloaded.current_target()[1001].services] == ["web"]
+
+
+def test_failure_records_round_trip(tmp_path: Path) -> None:
+    conn = open_database(tmp_path / "d.sqlite")
+    store = SqliteFailureStore(conn)
+    record = FailureRecord("ImagePullBackOff", "manifest unknown", 2, 30.0, 10.0, "abc", False, "m")
+    store.put_failure((1001, "web"), record)
+    assert SqliteFailureStore(conn).load_failures() == {(1001, "web"): record}
+    store.delete_failure((1001, "web"))
+    assert store.load_failures() == {}
