@@ -15,7 +15,7 @@ def backoff_delay(failures: int) -> float:
     """10 s, 20 s, 40 s, 80 s, 160 s, then 300 s for every later failure."""
     if failures <= 0:
         return 0.0
-    return min(BASE_DELAY_S * 2 ** (failures - 1), MAX_DELAY_S)
+    return min(BASE_DELAY_S * float(2 ** (failures - 1)), MAX_DELAY_S)
 
 
 def record_failure(

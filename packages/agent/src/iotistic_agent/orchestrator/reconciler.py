@@ -10,13 +10,20 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from .backoff import STABLE_AFTER_S, record_failure
 from .engine import Engine, EngineError, EngineUnavailable, ImagePullError, StartError, apply_step
-from .model import AppSpec, EngineSnapshot, FailureRecord, PlanContext, ServiceKey
+from .model import (
+    AppSpec,
+    EngineSnapshot,
+    FailureReason,
+    FailureRecord,
+    PlanContext,
+    ServiceKey,
+)
 from .planner import plan
 from .steps import FetchImage, Noop, ReleaseLock, Start, Step, TakeLock
 
@@ -131,7 +138,7 @@ class Reconciler:
         times = [f.next_retry_at for f in self._failures.values() if not f.gave_up]
         return min(times) if times else None
 
-    async def _execute(self, steps: list[Step]) -> bool:
+    async def _execute(self, steps: Sequence[Step]) -> bool:
         """Run one batch: pulls concurrently, everything else in order. False when a step
         failed in a way that is not recorded per service (the pass then ends early)."""
         fetches = [s for s in steps if isinstance(s, FetchImage)]
@@ -174,14 +181,14 @@ class Reconciler:
         spec = app.service(key[1]) if app else None
         return spec.config_hash if spec else ""
 
-    def _fail(self, key: ServiceKey, reason: str, message: str, marker: str = "") -> None:
+    def _fail(self, key: ServiceKey, reason: FailureReason, message: str, marker: str = "") -> None:
         record = record_failure(
             self._failures.get(key),
             reason,
             message,
             self._clock(),
             self._hash_of(key),
-            marker,  # type: ignore[arg-type]
+            marker,
         )
         self._failures[key] = record
         self._store.put_failure(key, record)
