@@ -27,6 +27,7 @@ from .docker_mapping import (
     endpoint_config,
     image_names,
     labelled_app_ids,
+    limits_not_cleared,
     managed_labels,
     split_image_ref,
     update_body,
@@ -51,6 +52,12 @@ _MANAGED_FILTER = f"{LABEL_MANAGED}=true"
 
 def _is_not_found(err: DockerError) -> bool:
     return err.status == 404
+
+
+def _check_managed(kind: str, name: str, labels: dict[str, str]) -> None:
+    if labels.get(LABEL_MANAGED) != "true":
+        # Never adopt someone else's data or network: the user has to resolve the clash.
+        raise EngineError(f"a {kind} named {name} exists but is not managed by the agent")
 
 
 class DockerEngine:
@@ -174,15 +181,19 @@ class DockerEngine:
     async def pull_image(self, image: str) -> None:
         repo, tag = split_image_ref(image)
         async with self._errors(f"pulling {image}", ImagePullError):
+            deadline = asyncio.timeout(self._pull_timeout_s)
             try:
-                async with asyncio.timeout(self._pull_timeout_s):
-                    stream = self._docker().images.pull(repo, tag=tag, stream=True)
-                    async for item in stream:
-                        # aiodocker >= 0.24 raises for these itself; older versions yield them.
-                        error = item.get("errorDetail", {}).get("message") or item.get("error")
-                        if error:
-                            raise ImagePullError(f"pulling {image}: {error}")
+                async with deadline:
+                    # A failure after the pull started comes as a line of the 200 stream.
+                    async for item in self._docker().images.pull(repo, tag=tag, stream=True):
+                        # Recent aiodocker raises DockerStreamError itself; older ones yield it.
+                        detail = item.get("errorDetail")
+                        error = (detail if isinstance(detail, dict) else {}).get("message")
+                        if error or item.get("error"):
+                            raise ImagePullError(f"pulling {image}: {error or item['error']}")
             except TimeoutError:
+                if not deadline.expired():
+                    raise
                 raise ImagePullError(
                     f"pulling {image}: not finished after {self._pull_timeout_s:.0f}s"
                 ) from None
@@ -227,7 +238,7 @@ class DockerEngine:
                     raise
             existing = await self._docker().networks.get(name)
             labels = (await existing.show()).get("Labels") or {}
-        self._check_managed("network", name, labels)
+        _check_managed("network", name, labels)
 
     async def remove_network(self, name: str) -> None:
         async with self._errors(f"removing network {name}"):
@@ -243,7 +254,7 @@ class DockerEngine:
         async with self._errors(f"creating volume {name}"):
             # Creating an existing volume succeeds and returns it unchanged (labels included).
             created = await self._api("POST", "volumes/create", body=body)
-        self._check_managed("volume", name, created.get("Labels") or {})
+        _check_managed("volume", name, created.get("Labels") or {})
 
     async def remove_volume(self, name: str) -> None:
         async with self._errors(f"removing volume {name}"):
@@ -253,26 +264,27 @@ class DockerEngine:
                 if not _is_not_found(err):
                     raise  # in use by a container: a real error
 
-    @staticmethod
-    def _check_managed(kind: str, name: str, labels: dict[str, str]) -> None:
-        if labels.get(LABEL_MANAGED) != "true":
-            # Never adopt someone else's data or network: the user has to resolve the clash.
-            raise EngineError(f"a {kind} named {name} exists but is not managed by the agent")
-
     # -- containers --------------------------------------------------------------------
 
     async def start_service(self, spec: ServiceSpec) -> str:
         name = spec.container_name
         async with self._errors(f"starting {name}", StartError):
             existing = await self._inspect(name)
-            if existing is None:
-                container_id = await self._create(spec)
-                created = True
-            else:
+            if existing is not None:
                 container_id = self._reusable(spec, existing)
                 state = existing.get("State") or {}
                 if state.get("Running") or state.get("Paused"):
                     return container_id  # running (or paused: unpausing is the planner's call)
+            mode = await self._resolve_network_mode(spec)
+            joined = (existing or {}).get("HostConfig", {}).get("NetworkMode")
+            if existing is not None and mode != spec.network_mode and mode != joined:
+                # `service:x` whose container was replaced since: join the current one.
+                await self._docker().containers.container(container_id).delete(v=True)
+                existing = None
+            if existing is None:
+                container_id = await self._create(spec, mode)
+                created = True
+            else:
                 attached = (existing.get("NetworkSettings") or {}).get("Networks") or {}
                 await self._connect_networks(container_id, spec, skip={*attached})
                 created = False
@@ -295,11 +307,11 @@ class DockerEngine:
             )
         return str(existing["Id"])
 
-    async def _create(self, spec: ServiceSpec) -> str:
+    async def _create(self, spec: ServiceSpec, network_mode: str | None) -> str:
         if not await self._image_present(spec.image):
             # The engine never pulls implicitly: fetching is a step of its own, with backoff.
             raise StartError(f"image {spec.image} not present; it has to be pulled first")
-        body = container_create_body(spec, await self._resolve_network_mode(spec))
+        body = container_create_body(spec, network_mode)
         container = await self._docker().containers.create(body, name=spec.container_name)
         log.info(
             "created container %s (%s) for %s", spec.container_name, container.id[:12], spec.key
@@ -387,29 +399,15 @@ class DockerEngine:
                     raise
 
     async def update_container(self, container_id: str, spec: ServiceSpec) -> None:
-        """Change restart policy and resource limits in place.
-
-        Docker 20.10 reads 0 in an update as "leave unchanged", so a limit cannot be removed
-        in place (and -1 is refused: "Minimum memory limit allowed is 6MB"). Everything else
-        is applied; then, if a limit that is set should be gone, EngineError says so: only a
-        new container drops it.
-        """
+        """Change restart policy and limits in place; removing a limit needs a new container
+        on Docker 20.10 (see `limits_not_cleared`): the rest is applied, then EngineError."""
         what = f"updating container {container_id[:12]}"
         async with self._errors(what):
             current = await self._inspect(container_id)
             if current is None:
                 raise EngineError(f"{what}: no such container")
             await self._api("POST", f"containers/{container_id}/update", body=update_body(spec))
-        host = current.get("HostConfig") or {}
-        stuck = [
-            key
-            for key, wanted in (
-                ("NanoCpus", spec.nano_cpus),
-                ("Memory", spec.memory_bytes),
-                ("MemoryReservation", spec.memory_reservation_bytes),
-            )
-            if wanted is None and host.get(key)
-        ]
+        stuck = limits_not_cleared(spec, current.get("HostConfig") or {})
         if stuck:
             raise EngineError(
                 f"{what}: the engine cannot remove the {', '.join(stuck)} limit of a "

@@ -250,6 +250,20 @@ def update_body(spec: ServiceSpec) -> dict[str, Any]:
     return {"RestartPolicy": restart_policy(spec.restart), **resources_body(spec, clear=True)}
 
 
+def limits_not_cleared(spec: ServiceSpec, host_config: Mapping[str, Any]) -> list[str]:
+    """Limits a container has that the spec removes: `update_body` cannot clear them.
+
+    Docker 20.10 reads 0 in `POST /containers/{id}/update` as "leave unchanged" (and refuses
+    -1: "Minimum memory limit allowed is 6MB"), so only a new container drops a limit.
+    """
+    wanted = {
+        "NanoCpus": spec.nano_cpus,
+        "Memory": spec.memory_bytes,
+        "MemoryReservation": spec.memory_reservation_bytes,
+    }
+    return [key for key, value in wanted.items() if value is None and host_config.get(key)]
+
+
 def parse_docker_time(value: str | None) -> float:
     """RFC 3339 with nanoseconds -> epoch seconds; the zero time (never) -> 0.0."""
     if not value or value.startswith("0001-01-01"):
