@@ -47,7 +47,9 @@ def engine_events(since: float, until: float) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
-def summarise(events: list[dict[str, Any]], old_image: str, new_image: str) -> list[str]:
+def summarise(
+    events: list[dict[str, Any]], old_image: str, new_image: str, old_image_id: str
+) -> list[str]:
     """Reduce the event stream to what the strategies promise about ordering."""
     names = {old_image: "old", new_image: "new"}
     summary = []
@@ -55,7 +57,8 @@ def summarise(events: list[dict[str, Any]], old_image: str, new_image: str) -> l
         action, attrs = e["Action"], e["Actor"].get("Attributes", {})
         if e["Type"] == "image" and action == "pull" and e["Actor"]["ID"] in names:
             summary.append(f"pull {names[e['Actor']['ID']]}")
-        elif e["Type"] == "image" and action == "untag" and attrs.get("name") == old_image:
+        elif e["Type"] == "image" and action == "untag" and e["Actor"]["ID"] == old_image_id:
+            # The engine names the image by its id here, not by the reference removed.
             summary.append("delete-image old")
         elif (
             e["Type"] == "container"
@@ -71,7 +74,8 @@ def update_and_observe(agent: AgentProcess, images: ImageSet, strategy: str) -> 
     agent.set_target(target(app(1001, svc(1, "main", images.v1, config={"labels": labels}))))
     old = agent.wait_status(1001, "main", "Running")["containerId"]
     dockerkit.remove_local_image(images.v2)  # the update must really download
-    since = time.time() - 0.5
+    old_image_id = dockerkit.docker("image", "inspect", "-f", "{{.Id}}", images.v1).stdout.strip()
+    since = time.time()  # events of the first rollout are not part of the update
     agent.set_target(target(app(1001, svc(1, "main", images.v2, config={"labels": labels}))))
 
     def replaced() -> bool:
@@ -80,7 +84,7 @@ def update_and_observe(agent: AgentProcess, images: ImageSet, strategy: str) -> 
         return s["status"] == "Running" and len(ids) == 1 and ids[0] != old
 
     wait_for(replaced, 60, 0.2, f"{strategy}: update did not complete; log:\n{agent.log()[-2000:]}")
-    return summarise(engine_events(since, time.time() + 0.5), images.v1, images.v2)
+    return summarise(engine_events(since, time.time() + 0.5), images.v1, images.v2, old_image_id)
 
 
 def test_download_then_kill_pulls_before_the_old_container_goes(
@@ -112,6 +116,7 @@ def test_delete_then_download_deletes_the_old_image_too(
         "pull new",
         "start new",
     ]
+    assert not dockerkit.image_present(images.v1)
 
 
 def test_hand_over_starts_the_new_container_before_the_old_one_goes(

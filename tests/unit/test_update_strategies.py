@@ -120,3 +120,15 @@ def test_reordered_environment_and_ports_keep_the_same_config_hash() -> None:
     assert config_hash(a) == config_hash(b)
     changed = replace(a, environment=(("A", "1"), ("B", "3")))
     assert config_hash(changed) != config_hash(a)
+
+
+def test_dropping_a_resource_limit_recreates_because_the_engine_cannot_clear_it() -> None:
+    async def scenario() -> None:
+        engine = MemoryEngine(registry={OLD})
+        await converge(engine, {1: app(1, service(1, "web", OLD, memory_bytes=64 << 20))})
+        (before,) = engine.containers
+        await converge(engine, {1: app(1, service(1, "web", OLD))})
+        (after,) = engine.containers
+        assert after != before and engine.containers[after].memory_bytes is None
+
+    asyncio.run(scenario())

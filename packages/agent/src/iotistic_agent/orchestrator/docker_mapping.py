@@ -317,6 +317,7 @@ def container_info(inspect: Mapping[str, Any]) -> ContainerInfo | None:
         memory_bytes=_positive(host.get("Memory")),
         memory_reservation_bytes=_positive(host.get("MemoryReservation")),
         health=health,
+        networks=tuple(sorted((inspect.get("NetworkSettings") or {}).get("Networks") or {})),
     )
 
 

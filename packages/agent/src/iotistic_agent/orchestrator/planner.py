@@ -108,7 +108,7 @@ class _AppPlan:
 
     def needs_new_container(self, spec: ServiceSpec) -> bool:
         return spec.state != "stopped" and not any(
-            c.config_hash == spec.config_hash for c in self.current.containers_of(spec.key)
+            _is_current(spec, c) for c in self.current.containers_of(spec.key)
         )
 
     def release_ready(self) -> bool:
@@ -152,8 +152,8 @@ def _plan_infrastructure(ap: _AppPlan) -> bool:
 
 def _plan_service(ap: _AppPlan, spec: ServiceSpec, infra_ready: bool, release_ready: bool) -> None:
     containers = ap.current.containers_of(spec.key)
-    matching = [c for c in containers if c.config_hash == spec.config_hash]
-    stale = [c for c in containers if c.config_hash != spec.config_hash]
+    matching = [c for c in containers if _is_current(spec, c)]
+    stale = [c for c in containers if not _is_current(spec, c)]
     failure = ap.failure(spec)
 
     if len(matching) > 1:
@@ -167,6 +167,19 @@ def _plan_service(ap: _AppPlan, spec: ServiceSpec, infra_ready: bool, release_re
         ap.steps += _converge_existing(spec, matching[0], failure, ap.ctx.now)
         return
     _plan_new_container(ap, spec, stale, failure, infra_ready, release_ready)
+
+
+def _is_current(spec: ServiceSpec, c: ContainerInfo) -> bool:
+    """Same config, and no resource limit that only a new container can drop (the engine
+    cannot clear a limit in place: zero means "unchanged" to `docker update`)."""
+    if c.config_hash != spec.config_hash:
+        return False
+    pairs = (
+        (spec.nano_cpus, c.nano_cpus),
+        (spec.memory_bytes, c.memory_bytes),
+        (spec.memory_reservation_bytes, c.memory_reservation_bytes),
+    )
+    return not any(wanted is None and actual is not None for wanted, actual in pairs)
 
 
 def _best(containers: Iterable[ContainerInfo]) -> ContainerInfo:

@@ -227,6 +227,8 @@ class Reconciler:
             for spec in app.services:
                 wanted[spec.key] = spec.config_hash
                 if spec.state == "stopped":
+                    # Stopped on purpose: its next exit is not a crash to count.
+                    self._seen_running -= {c.id for c in snapshot.containers_of(spec.key)}
                     continue
                 for c in snapshot.containers_of(spec.key):
                     if c.config_hash != spec.config_hash:
