@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
+import gc
 import logging
 import signal
 import sys
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from . import __version__
 from .device_api.app import create_app
@@ -41,6 +45,7 @@ async def run_agent(settings: AgentSettings) -> None:
     await runner.setup()
     site = web.TCPSite(runner, settings.DEVICE_API_HOST, settings.DEVICE_API_PORT)
     await site.start()
+    release_startup_memory()
     log.info(
         "agent %s started: device %s, database %s, Device API on %s:%s, target version %d",
         __version__,
@@ -68,6 +73,13 @@ async def run_agent(settings: AgentSettings) -> None:
         log.info("stopped")
 
 
+def release_startup_memory() -> None:
+    """Imports leave freed heap behind; hand it back to the OS (glibc only, best effort)."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def configure_logging(level: str) -> None:
     names = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING}
     logging.basicConfig(
@@ -78,7 +90,11 @@ def configure_logging(level: str) -> None:
 
 
 def main() -> None:
-    settings = AgentSettings()
+    try:
+        settings = AgentSettings.from_env()
+    except ValidationError as exc:
+        print(f"iotistic-agent: invalid settings: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
     configure_logging(settings.LOG_LEVEL)
     asyncio.run(run_agent(settings))
 

@@ -1,16 +1,21 @@
-"""Agent settings from the environment, with the spec's names and defaults."""
+"""Agent settings from the environment, with the spec's names and defaults.
+
+A plain pydantic model read from `os.environ` by field name: pydantic-settings would do the
+same but costs a megabyte and two dozen modules at start-up on a device that counts both.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
-class AgentSettings(BaseSettings):
-    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore")
+class AgentSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     DATABASE_PATH: Path = Field(default_factory=lambda: Path.cwd() / "data" / "device.sqlite")
     DEVICE_API_HOST: str = "127.0.0.1"
@@ -19,6 +24,16 @@ class AgentSettings(BaseSettings):
     LOG_LEVEL: Literal["debug", "info", "warn", "warning", "error"] = "info"
     DEVICE_NAME: str | None = None
     DOCKER_HOST: str | None = None
+
+    @field_validator("LOG_LEVEL", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AgentSettings:
+        env = os.environ if environ is None else environ
+        return cls.model_validate({name: env[name] for name in cls.model_fields if name in env})
 
     @property
     def data_dir(self) -> Path:
