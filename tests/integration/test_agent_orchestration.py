@@ -206,3 +206,82 @@ def test_removing_an_app_from_the_target_removes_its_containers_network_and_volu
         return nets + vols
 
     wait_for(lambda: not leftovers(), 30, 0.2, "network or volume left behind")
+
+
+@pytest.mark.parametrize("restart", ["no", "always"])
+def test_a_crashing_service_reports_crash_loop_backoff_with_retry_fields(
+    agent: AgentProcess, images: ImageSet, restart: str
+) -> None:
+    agent.set_target(
+        target(
+            app(
+                1001,
+                svc(1, "ok", images.v1),
+                svc(2, "crasher", images.crash, config={"restart": restart}),
+            )
+        )
+    )
+    agent.wait_status(1001, "ok", "Running")
+    state = agent.wait_status(1001, "crasher", "CrashLoopBackOff", timeout=60)
+    error = state["error"]
+    assert error["retryCount"] >= 1 and error["nextRetry"] is not None
+    assert "code 3" in error["message"]
+
+
+def test_a_foreign_change_to_the_restart_policy_and_a_manual_stop_are_corrected(
+    agent: AgentProcess, images: ImageSet
+) -> None:
+    agent.set_target(target(app(1001, svc(1, "main", images.v1))))
+    cid = agent.wait_status(1001, "main", "Running")["containerId"]
+    dockerkit.docker("update", "--restart", "no", cid)
+    wait_for(
+        lambda: (
+            dockerkit.docker(
+                "inspect", "-f", "{{.HostConfig.RestartPolicy.Name}}", cid
+            ).stdout.strip()
+            == "always"
+        ),
+        30,
+        0.2,
+        "restart policy not restored",
+    )
+    dockerkit.docker("stop", "-t", "1", cid)
+    # A stop the agent did not ask for counts as a failure: it comes back after the backoff.
+    wait_for(lambda: running_ids(1001, "main") == [cid], 40, 0.3, "stopped container not restarted")
+
+
+def test_containers_without_agent_labels_are_never_touched(
+    agent: AgentProcess, images: ImageSet
+) -> None:
+    dockerkit.docker("pull", images.v1)
+    foreign = dockerkit.docker(
+        "run", "-d", "--name", f"foreign-{agent.port}", images.v1
+    ).stdout.strip()
+    try:
+        agent.set_target(target(app(1001, svc(1, "main", images.v1))))
+        agent.wait_status(1001, "main", "Running")
+        agent.set_target(target())
+        wait_for(lambda: not managed_containers(1001), 30, 0.2, "managed container not removed")
+        status = dockerkit.docker("inspect", "-f", "{{.State.Status}}", foreign).stdout.strip()
+        assert status == "running"
+    finally:
+        dockerkit.docker("rm", "-f", foreign, check=False)
+
+
+def test_a_restarted_agent_adopts_its_containers_without_recreating_them(
+    tmp_path: Path, images: ImageSet, docker_clean: None
+) -> None:
+    config = {"ports": ["127.0.0.1::80"], "environment": {"X": "1"}, "volumes": ["d:/d"]}
+    first = AgentProcess(tmp_path / "agent").start()
+    try:
+        first.set_target(target(app(1001, svc(1, "web", images.http, config=config))))
+        before = first.wait_status(1001, "web", "Running")["containerId"]
+        assert first.terminate() == 0
+        again = AgentProcess(tmp_path / "agent").start()
+        try:
+            assert again.wait_status(1001, "web", "Running")["containerId"] == before
+            assert [c["Id"] for c in service_containers(1001, "web")] == [before]
+        finally:
+            again.stop()
+    finally:
+        first.stop()

@@ -176,3 +176,12 @@ async def test_every_state_transition_converges(state: str) -> None:
         assert statuses == expected, (start, state)
         if before and set(engine.containers):
             assert set(engine.containers) == before  # same container, same id
+
+
+async def test_an_exit_before_any_snapshot_saw_the_container_running_still_counts() -> None:
+    engine, _, _, _, rec = make({1: app(1, service(1, "web", GOOD))})
+    await rec.reconcile()
+    (cid,) = engine.containers
+    engine.containers[cid] = replace(engine.containers[cid], status="exited", exit_code=1)
+    await rec.reconcile()
+    assert rec.failures[(1, "web")].reason == "CrashLoopBackOff"

@@ -73,8 +73,9 @@ class Engine(Protocol):
     async def update_container(self, container_id: str, spec: ServiceSpec) -> None: ...
 
 
-async def apply_step(engine: Engine, step: Step) -> None:
-    """Carry out one engine step. Lock and noop steps are the reconciler's own business."""
+async def apply_step(engine: Engine, step: Step) -> str | None:
+    """Carry out one engine step; a start returns the container's id. Lock and noop steps
+    are the reconciler's own business."""
     match step:
         case FetchImage(image=image):
             await engine.pull_image(image)
@@ -89,7 +90,7 @@ async def apply_step(engine: Engine, step: Step) -> None:
         case RemoveVolume(name=name):
             await engine.remove_volume(name)
         case Start(service=spec):
-            await engine.start_service(spec)
+            return await engine.start_service(spec)
         case Stop(container_id=cid, timeout_s=timeout):
             await engine.stop_container(cid, timeout)
         case Kill(container_id=cid, timeout_s=timeout):
@@ -105,3 +106,4 @@ async def apply_step(engine: Engine, step: Step) -> None:
             await engine.update_container(cid, spec)
         case TakeLock() | ReleaseLock() | Noop():
             pass
+    return None

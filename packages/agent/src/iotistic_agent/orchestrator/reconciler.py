@@ -158,7 +158,7 @@ class Reconciler:
             return True
         log.info("step %s", _describe(step))
         try:
-            await apply_step(self._engine, step)
+            started = await apply_step(self._engine, step)
         except EngineUnavailable:
             raise
         except ImagePullError as exc:
@@ -173,6 +173,9 @@ class Reconciler:
         except EngineError as exc:
             log.warning("step failed: %s: %s", _describe(step), exc)
             return False
+        if started is not None:
+            # Its next exit counts as a crash even if no snapshot ever saw it running.
+            self._seen_running.add(started)
         self._succeeded(step)
         return True
 
