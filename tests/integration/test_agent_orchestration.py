@@ -112,6 +112,7 @@ def test_named_volume_data_survives_an_image_update(agent: AgentProcess, images:
         "inspect", "-f", "{{range .Mounts}}{{.Name}}{{end}}", new
     ).stdout.strip()
     assert mounts == "1001_appdata"
+    assert "replacing: image changed" in agent.log()
 
 
 def test_a_container_removed_by_hand_comes_back_on_the_next_pass(

@@ -143,8 +143,10 @@ def test_full_example_with_three_services_validates() -> None:
 
 def test_full_example_parses_from_json_text_and_bytes() -> None:
     text = json.dumps(FULL_EXAMPLE)
-    assert parse_target_state(text) == parse_target_state(text.encode()) == parse_target_state(
-        FULL_EXAMPLE
+    assert (
+        parse_target_state(text)
+        == parse_target_state(text.encode())
+        == parse_target_state(FULL_EXAMPLE)
     )
 
 
@@ -406,8 +408,14 @@ def test_config_image_naming_the_same_image_is_accepted(image_name: str, config_
 
 def test_registry_port_is_not_mistaken_for_a_tag() -> None:
     error = error_of(
-        target({"serviceId": 1, "serviceName": "s", "imageName": "reg:5000/app",
-                "config": {"image": "reg:5000/app:2"}})
+        target(
+            {
+                "serviceId": 1,
+                "serviceName": "s",
+                "imageName": "reg:5000/app",
+                "config": {"image": "reg:5000/app:2"},
+            }
+        )
     )
     assert "differs from imageName" in error.message
 

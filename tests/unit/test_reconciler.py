@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 from iotistic_agent.orchestrator.memory_engine import MemoryEngine
-from iotistic_agent.orchestrator.model import AppSpec, FailureRecord, ServiceKey
+from iotistic_agent.orchestrator.model import AppSpec, FailureRecord, ServiceKey, ServiceSpec
 from iotistic_agent.orchestrator.reconciler import Reconciler
 from planner_support import app, service
 
@@ -20,6 +20,9 @@ class Targets:
 
     def current_target(self) -> Mapping[int, AppSpec]:
         return self.target
+
+    def spec_by_hash(self, config_hash: str) -> ServiceSpec | None:
+        return None
 
 
 class DictStore:

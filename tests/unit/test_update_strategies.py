@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import replace
 
 from iotistic_agent.orchestrator.memory_engine import MemoryEngine
-from iotistic_agent.orchestrator.model import PortBinding, ServiceSpec, config_hash
+from iotistic_agent.orchestrator.model import PortBinding, ServiceSpec, changed_fields, config_hash
 from planner_support import app, converge, service
 
 OLD, NEW = "reg/img:v1", "reg/img:v2"
@@ -132,3 +132,9 @@ def test_dropping_a_resource_limit_recreates_because_the_engine_cannot_clear_it(
         assert after != before and engine.containers[after].memory_bytes is None
 
     asyncio.run(scenario())
+
+
+def test_changed_fields_names_what_made_a_service_differ() -> None:
+    old = service(1, "web", OLD, environment=(("A", "1"),))
+    new = replace(old, image=NEW, environment=(("A", "2"),), restart="no")
+    assert changed_fields(old, new) == ["image", "environment", "restart"]

@@ -183,8 +183,9 @@ def parse_volume(spec: str) -> VolumeMount:
     if len(parts) > 3:
         raise ValueError(f"invalid volume {spec!r}: expected 'source:target[:mode]'")
     if len(parts) == 1:
-        return VolumeMount(kind="anonymous", source=None, target=_volume_target(spec, spec),
-                           read_only=False)
+        return VolumeMount(
+            kind="anonymous", source=None, target=_volume_target(spec, spec), read_only=False
+        )
 
     source, target = parts[0], _volume_target(spec, parts[1])
     read_only = False
@@ -286,8 +287,10 @@ def parse_duration(value: str | int | float) -> float:
             "'1m30s', '500ms' or '1h'"
         )
     total = sum(
-        (Decimal(number) * _DURATION_UNITS[unit]
-         for number, unit in _DURATION_PART_RE.findall(value)),
+        (
+            Decimal(number) * _DURATION_UNITS[unit]
+            for number, unit in _DURATION_PART_RE.findall(value)
+        ),
         start=Decimal(0),
     )
     return float(total)

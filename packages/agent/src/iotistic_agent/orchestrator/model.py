@@ -135,6 +135,12 @@ _NOT_HASHED = frozenset(
 )
 
 
+def changed_fields(old: ServiceSpec, new: ServiceSpec) -> list[str]:
+    """Names of the fields that differ between two specs of a service (for the logs)."""
+    before, after = asdict(old), asdict(new)
+    return [k for k in before if k != "config_hash" and before[k] != after[k]]
+
+
 def config_hash(spec: ServiceSpec) -> str:
     fields: dict[str, Any] = {k: v for k, v in asdict(spec).items() if k not in _NOT_HASHED}
     blob = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)

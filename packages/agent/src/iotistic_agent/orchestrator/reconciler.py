@@ -23,9 +23,11 @@ from .model import (
     FailureRecord,
     PlanContext,
     ServiceKey,
+    ServiceSpec,
+    changed_fields,
 )
 from .planner import plan
-from .steps import FetchImage, Noop, ReleaseLock, Start, Step, TakeLock
+from .steps import FetchImage, Kill, Noop, ReleaseLock, Start, Step, TakeLock
 
 log = logging.getLogger("iotistic.reconciler")
 
@@ -34,6 +36,8 @@ MAX_BATCHES_PER_PASS = 50
 
 class TargetSource(Protocol):
     def current_target(self) -> Mapping[int, AppSpec]: ...
+
+    def spec_by_hash(self, config_hash: str) -> ServiceSpec | None: ...
 
 
 class FailureStore(Protocol):
@@ -156,7 +160,7 @@ class Reconciler:
         if isinstance(step, ReleaseLock):
             self._locks.discard(step.app_id)
             return True
-        log.info("step %s", _describe(step))
+        log.info("step %s%s", _describe(step), self._replacement_reason(step))
         try:
             started = await apply_step(self._engine, step)
         except EngineUnavailable:
@@ -178,6 +182,21 @@ class Reconciler:
             self._seen_running.add(started)
         self._succeeded(step)
         return True
+
+    def _replacement_reason(self, step: Step) -> str:
+        """For a container being replaced, name the fields that changed (a replace loop is
+        a bug, and this is how one is found)."""
+        if not isinstance(step, Kill) or self.last_snapshot is None:
+            return ""
+        old = next((c for c in self.last_snapshot.containers if c.id == step.container_id), None)
+        app = self._targets.current_target().get(step.service[0])
+        new = app.service(step.service[1]) if app else None
+        if old is None or new is None:
+            return " (no longer in the target)"
+        previous = self._targets.spec_by_hash(old.config_hash)
+        if previous is None or previous.config_hash == new.config_hash:
+            return ""
+        return f" (replacing: {', '.join(changed_fields(previous, new)) or 'config'} changed)"
 
     def _hash_of(self, key: ServiceKey) -> str:
         app = self._targets.current_target().get(key[0])

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from iotistic_contracts import TargetState, parse_target_state
 
-from ..orchestrator.model import AppSpec
+from ..orchestrator.model import AppSpec, ServiceSpec
 from ..orchestrator.normalise import normalise_target
 
 
@@ -28,6 +28,18 @@ class TargetStore:
         self._conn = conn
         self._stored = self._load()
         self._normalised = normalise_target(self._stored.target)
+        # Specs seen in this process, by config hash: lets the logs say why a container
+        # is being replaced.
+        self._specs_by_hash: dict[str, ServiceSpec] = {}
+        self._remember(self._normalised)
+
+    def _remember(self, target: Mapping[int, AppSpec]) -> None:
+        for app in target.values():
+            for spec in app.services:
+                self._specs_by_hash[spec.config_hash] = spec
+
+    def spec_by_hash(self, config_hash: str) -> ServiceSpec | None:
+        return self._specs_by_hash.get(config_hash)
 
     def _load(self) -> StoredTarget:
         row = self._conn.execute(
@@ -78,4 +90,5 @@ class TargetStore:
             raise
         self._stored = StoredTarget(target, state_hash, new_version, source)
         self._normalised = normalised
+        self._remember(normalised)
         return True
