@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,15 +23,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def docker_engine() -> None:
-    """Ensure the engine answers; fail loudly where it must be there (CI, root)."""
+    """Ensure the engine answers. Without it these tests fail: they prove nothing skipped."""
     reason = dockerkit.docker_available()
-    if reason is None:
-        return
-    message = f"Docker engine unavailable: {reason} (scripts/bootstrap.sh starts it as root)"
-    # A developer without root cannot start dockerd; CI and root must never skip silently.
-    if os.environ.get("CI") or os.geteuid() == 0:
-        pytest.fail(message)
-    pytest.skip(message)
+    if reason is not None:
+        pytest.fail(f"Docker engine unavailable: {reason} (scripts/bootstrap.sh starts it as root)")
 
 
 @pytest.fixture(scope="session")

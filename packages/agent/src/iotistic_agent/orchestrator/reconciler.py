@@ -32,6 +32,7 @@ from .steps import FetchImage, Kill, Noop, ReleaseLock, Start, Step, TakeLock
 log = logging.getLogger("iotistic.reconciler")
 
 MAX_BATCHES_PER_PASS = 50
+MAX_CONCURRENT_STARTS = 4  # the engine serialises much of the work; more only queues there
 
 
 class TargetSource(Protocol):
@@ -143,15 +144,23 @@ class Reconciler:
         return min(times) if times else None
 
     async def _execute(self, steps: Sequence[Step]) -> bool:
-        """Run one batch: pulls concurrently, everything else in order. False when a step
-        failed in a way that is not recorded per service (the pass then ends early)."""
+        """Run one batch: pulls concurrently, then removals and changes in order, then the
+        starts concurrently (the planner never starts a service in the batch that frees what
+        it needs, so running them last and together is safe). False when a step failed in a
+        way that is not recorded per service (the pass then ends early)."""
         fetches = [s for s in steps if isinstance(s, FetchImage)]
-        others = [s for s in steps if not isinstance(s, FetchImage)]
-        results = await asyncio.gather(*(self._run_step(s) for s in fetches))
-        ok = all(results)
+        starts = [s for s in steps if isinstance(s, Start)]
+        others = [s for s in steps if not isinstance(s, FetchImage | Start)]
+        ok = all(await asyncio.gather(*(self._run_step(s) for s in fetches)))
         for step in others:
             ok = await self._run_step(step) and ok
-        return ok
+        limit = asyncio.Semaphore(MAX_CONCURRENT_STARTS)
+
+        async def bounded(step: Step) -> bool:
+            async with limit:
+                return await self._run_step(step)
+
+        return all(await asyncio.gather(*(bounded(s) for s in starts))) and ok
 
     async def _run_step(self, step: Step) -> bool:
         if isinstance(step, TakeLock):
