@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration import dockerkit
+from tests.integration.agent_process import AgentProcess
 from tests.integration.dockerkit import ImageSet, LocalRegistry
 
 HERE = Path(__file__).resolve().parent
@@ -63,3 +64,11 @@ def docker_clean(docker_engine: None) -> Iterator[None]:
     dockerkit.remove_managed_objects()
     yield
     dockerkit.remove_managed_objects()
+
+
+@pytest.fixture
+def agent(tmp_path: Path, images: ImageSet, docker_clean: None) -> Iterator[AgentProcess]:
+    """The real agent process on a fresh data directory, killed after the test."""
+    proc = AgentProcess(tmp_path / "agent").start()
+    yield proc
+    proc.stop()

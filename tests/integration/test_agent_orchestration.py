@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,13 +20,6 @@ from tests.integration.agent_process import (
 )
 from tests.integration.dockerkit import ImageSet
 from tests.integration.waiting import wait_for
-
-
-@pytest.fixture
-def agent(tmp_path: Path, images: ImageSet, docker_clean: None) -> Iterator[AgentProcess]:
-    proc = AgentProcess(tmp_path / "agent").start()
-    yield proc
-    proc.stop()
 
 
 def running_ids(app_id: int, name: str) -> list[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +20,6 @@ from tests.integration.agent_process import (
 )
 from tests.integration.dockerkit import ImageSet
 from tests.integration.waiting import wait_for
-
-
-@pytest.fixture
-def agent(tmp_path: Path, images: ImageSet, docker_clean: None) -> Iterator[AgentProcess]:
-    proc = AgentProcess(tmp_path / "agent").start()
-    yield proc
-    proc.stop()
 
 
 def engine_events(since: float, until: float) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ def test_defaults_follow_the_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert s.DEVICE_API_HOST == "127.0.0.1"
     assert s.RECONCILIATION_INTERVAL_MS == 30000
     assert s.LOG_LEVEL == "info"
-    assert s.DATABASE_PATH == tmp_path / "data" / "device.sqlite"
+    assert tmp_path / "data" / "device.sqlite" == s.DATABASE_PATH
 
 
 def test_values_are_read_from_the_environment() -> None:
