@@ -78,16 +78,11 @@ class Reconciler:
         self._seen_running: set[str] = set()
         self._restart_counts: dict[str, int] = {}
         self.last_snapshot: EngineSnapshot | None = None
-        self.last_outcome: PassOutcome | None = None
         self.engine_error: str | None = None
 
     @property
     def failures(self) -> Mapping[ServiceKey, FailureRecord]:
         return self._failures
-
-    def set_interval(self, interval_s: float) -> None:
-        self._interval_s = interval_s
-        self.wake()
 
     def wake(self) -> None:
         self._wake.set()
@@ -105,7 +100,6 @@ class Reconciler:
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
     async def reconcile(self) -> PassOutcome:
-        outcome = PassOutcome(settled=False, batches=0)
         try:
             outcome = await self._reconcile()
             self.engine_error = None
@@ -116,7 +110,6 @@ class Reconciler:
         except Exception as exc:  # a bug must not kill the loop: log it and try again later
             log.exception("reconciliation pass failed")
             outcome = PassOutcome(settled=False, batches=0, error=str(exc))
-        self.last_outcome = outcome
         return outcome
 
     async def _reconcile(self) -> PassOutcome:
@@ -136,7 +129,9 @@ class Reconciler:
                 retries = [s.retry_at for s in steps if isinstance(s, Noop) and s.retry_at]
                 return PassOutcome(False, batch, retry_at=min(retries) if retries else None)
             if not await self._execute(actionable):
-                return PassOutcome(False, batch, retry_at=self._earliest_retry())
+                # Wait for the interval (or a backoff) rather than hammer a failing engine.
+                error = "a step failed, see the log"
+                return PassOutcome(False, batch, retry_at=self._earliest_retry(), error=error)
         return PassOutcome(False, MAX_BATCHES_PER_PASS, error="no convergence within one pass")
 
     def _earliest_retry(self) -> float | None:
@@ -296,11 +291,6 @@ class Reconciler:
         self._seen_running &= live
         for cid in set(self._restart_counts) - live:
             del self._restart_counts[cid]
-
-    def forget_failure(self, key: ServiceKey) -> None:
-        """An explicit restart by the user gives a failed service a fresh start."""
-        self._clear(key)
-        self.wake()
 
 
 def _describe(step: Step) -> str:
