@@ -74,15 +74,29 @@ class AgentProcess:
 
     # --- Device API -------------------------------------------------------------------
 
+    @property
+    def api_key(self) -> str:
+        return (self.data_dir / "device-api.key").read_text().strip()
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.get(f"{self.url}{path}", headers=self.headers, timeout=10, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.post(f"{self.url}{path}", headers=self.headers, timeout=10, **kwargs)
+
     def post_target(self, target: dict[str, Any]) -> httpx.Response:
-        return httpx.post(f"{self.url}/v2/local/target-state", json=target, timeout=10)
+        return self.post("/v2/local/target-state", json=target)
 
     def set_target(self, target: dict[str, Any]) -> None:
         response = self.post_target(target)
         assert response.status_code == 200, response.text
 
     def apps_state(self) -> dict[str, Any]:
-        response = httpx.get(f"{self.url}/v2/applications/state", timeout=10)
+        response = self.get("/v2/applications/state")
         assert response.status_code == 200, response.text
         result: dict[str, Any] = response.json()
         return result

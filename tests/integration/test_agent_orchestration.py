@@ -34,7 +34,7 @@ def test_first_start_creates_identity_and_migrated_wal_database(agent: AgentProc
     assert conn.execute("PRAGMA user_version").fetchone()[0] >= 1
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"device", "target_state", "service_status"} <= tables
-    assert httpx.get(f"{agent.url}/v2/version").json()["version"]
+    assert agent.get("/v2/version").json()["version"]
     assert httpx.get(f"{agent.url}/v1/healthy").status_code == 200
 
 
@@ -175,9 +175,9 @@ def test_invalid_target_is_rejected_whole_with_the_bad_field_named(
     body = response.json()
     assert body["error"] == "invalid_target_state"
     assert "portz" in body["message"] and "unknown field" in body["message"]
-    stored = httpx.get(f"{agent.url}/v2/local/target-state").json()
+    stored = agent.get("/v2/local/target-state").json()
     assert stored["apps"]["1001"]["services"][0]["imageName"] == images.v1
-    not_json = httpx.post(f"{agent.url}/v2/local/target-state", content=b"{nope", timeout=5)
+    not_json = agent.post("/v2/local/target-state", content=b"{nope")
     assert not_json.status_code == 400 and "JSON" in not_json.json()["message"]
 
 

@@ -9,12 +9,15 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from iotistic_agent.device_api.app import create_app
+from iotistic_agent.device_api.auth import load_or_create_key
 from iotistic_agent.device_api.context import ApiContext
 from iotistic_agent.orchestrator.memory_engine import MemoryEngine
 from iotistic_agent.orchestrator.reconciler import Reconciler
 from iotistic_agent.store.db import open_database
 from iotistic_agent.store.failure_store import SqliteFailureStore
 from iotistic_agent.store.target_store import TargetStore
+
+KEY = "k" * 43
 
 
 def target(image: str = "reg/web:v1", **config: Any) -> dict[str, Any]:
@@ -28,8 +31,12 @@ async def client(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Re
     targets = TargetStore(conn)
     engine = MemoryEngine(registry={"reg/web:v1"})
     reconciler = Reconciler(engine, targets, SqliteFailureStore(conn))
-    app = create_app(ApiContext(targets=targets, reconciler=reconciler, device_uuid="u"))
-    async with TestClient(TestServer(app)) as test_client:
+    app = create_app(
+        ApiContext(targets=targets, reconciler=reconciler, engine=engine, device_uuid="u"),
+        api_key=KEY,
+    )
+    headers = {"Authorization": f"Bearer {KEY}"}
+    async with TestClient(TestServer(app), headers=headers) as test_client:
         yield test_client, reconciler
 
 
@@ -96,3 +103,29 @@ async def test_unknown_route_is_a_json_404(client: tuple[TestClient[Any, Any], R
     response = await c.get("/v2/nothing-here")
     assert response.status == 404
     assert (await response.json())["error"] == "not_found"
+
+
+async def test_every_route_but_the_probes_needs_the_key(tmp_path: Path) -> None:
+    conn = open_database(tmp_path / "d.sqlite")
+    targets = TargetStore(conn)
+    engine = MemoryEngine()
+    reconciler = Reconciler(engine, targets, SqliteFailureStore(conn))
+    context = ApiContext(targets=targets, reconciler=reconciler, engine=engine, device_uuid="u")
+    async with TestClient(TestServer(create_app(context, api_key=KEY))) as c:
+        assert (await c.get("/ping")).status == 200
+        assert (await c.get("/v1/healthy")).status == 200
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY}):
+            response = await c.get("/v2/applications/state", headers=headers)
+            assert response.status == 401
+            assert (await response.json())["error"] == "unauthorized"
+        forwarded = {"X-Forwarded-For": "127.0.0.1"}
+        assert (await c.get("/v2/local/target-state", headers=forwarded)).status == 401
+        ok = await c.get("/v2/applications/state", headers={"Authorization": f"Bearer {KEY}"})
+        assert ok.status == 200
+
+
+def test_the_key_file_is_created_once_with_owner_only_permissions(tmp_path: Path) -> None:
+    key = load_or_create_key(tmp_path)
+    assert len(key) >= 32
+    assert (tmp_path / "device-api.key").stat().st_mode & 0o777 == 0o600
+    assert load_or_create_key(tmp_path) == key

@@ -15,7 +15,9 @@ from pydantic import ValidationError
 
 from . import __version__
 from .device_api.app import create_app
+from .device_api.auth import load_or_create_key
 from .device_api.context import ApiContext
+from .logs.ring import LogRing
 from .orchestrator.docker import DockerEngine
 from .orchestrator.reconciler import Reconciler
 from .settings import AgentSettings
@@ -29,7 +31,7 @@ log = logging.getLogger("iotistic.agent")
 SHUTDOWN_GRACE_S = 4.0
 
 
-async def run_agent(settings: AgentSettings) -> None:
+async def run_agent(settings: AgentSettings, log_ring: LogRing) -> None:
     conn = open_database(settings.DATABASE_PATH)
     identity = DeviceStore(conn).ensure_identity(settings.DEVICE_NAME)
     targets = TargetStore(conn)
@@ -40,7 +42,17 @@ async def run_agent(settings: AgentSettings) -> None:
         SqliteFailureStore(conn),
         interval_s=settings.RECONCILIATION_INTERVAL_MS / 1000,
     )
-    app = create_app(ApiContext(targets=targets, reconciler=reconciler, device_uuid=identity.uuid))
+    app = create_app(
+        ApiContext(
+            targets=targets,
+            reconciler=reconciler,
+            engine=engine,
+            device_uuid=identity.uuid,
+            log_ring=log_ring,
+            data_dir=settings.data_dir,
+        ),
+        api_key=load_or_create_key(settings.data_dir),
+    )
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, settings.DEVICE_API_HOST, settings.DEVICE_API_PORT)
@@ -80,13 +92,17 @@ def release_startup_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str) -> LogRing:
+    """Plain text on stderr for people, plus the in-memory ring that `iotctl logs` reads."""
     names = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING}
     logging.basicConfig(
         level=names.get(level, logging.getLevelName(level.upper())),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    ring = LogRing()
+    logging.getLogger().addHandler(ring)
+    return ring
 
 
 def main() -> None:
@@ -95,8 +111,8 @@ def main() -> None:
     except ValidationError as exc:
         print(f"iotistic-agent: invalid settings: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
-    configure_logging(settings.LOG_LEVEL)
-    asyncio.run(run_agent(settings))
+    log_ring = configure_logging(settings.LOG_LEVEL)
+    asyncio.run(run_agent(settings, log_ring))
 
 
 if __name__ == "__main__":

@@ -6,14 +6,18 @@ from __future__ import annotations
 from aiohttp import web
 
 from . import state_routes
+from .auth import auth_middleware
 from .context import CONTEXT_KEY, ApiContext
 from .errors import json_errors
 
 MAX_BODY_BYTES = 1024 * 1024
 
 
-def create_app(context: ApiContext) -> web.Application:
-    app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY_BYTES)
+def create_app(context: ApiContext, api_key: str) -> web.Application:
+    # Errors first, so that even a refused request gets the JSON error shape.
+    app = web.Application(
+        middlewares=[json_errors, auth_middleware(api_key)], client_max_size=MAX_BODY_BYTES
+    )
     app[CONTEXT_KEY] = context
     app.add_routes(state_routes.routes)
     return app

@@ -6,11 +6,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import typedefs, web
 
 log = logging.getLogger("iotistic.device_api")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Middleware = typedefs.Middleware
 
 
 def error_response(status: int, error: str, message: str, **extra: Any) -> web.Response:

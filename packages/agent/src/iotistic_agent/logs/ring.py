@@ -1,0 +1,56 @@
+"""A bounded in-memory ring of the agent's recent log records, with live followers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+LogEntry = dict[str, Any]
+
+_LEVELS = {"WARNING": "warn", "CRITICAL": "error"}
+
+
+class LogRing(logging.Handler):
+    """Keeps the last `capacity` records; followers get new ones through bounded queues
+    (a follower that cannot keep up loses lines rather than growing the agent's memory)."""
+
+    def __init__(self, capacity: int = 2000, follower_queue: int = 1000) -> None:
+        super().__init__()
+        self._entries: deque[LogEntry] = deque(maxlen=capacity)
+        self._followers: set[asyncio.Queue[LogEntry]] = set()
+        self._follower_queue = follower_queue
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            entry = {
+                "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(),
+                "level": _LEVELS.get(record.levelname, record.levelname.lower()),
+                "component": record.name.removeprefix("iotistic."),
+                "message": record.getMessage(),
+            }
+        except Exception:  # a bad format string must not break logging
+            self.handleError(record)
+            return
+        self._entries.append(entry)
+        for queue in self._followers:
+            if not queue.full():
+                queue.put_nowait(entry)
+
+    def tail(self, n: int) -> list[LogEntry]:
+        if n <= 0:
+            return []
+        return list(self._entries)[-n:]
+
+    @asynccontextmanager
+    async def follow(self) -> AsyncIterator[asyncio.Queue[LogEntry]]:
+        queue: asyncio.Queue[LogEntry] = asyncio.Queue(self._follower_queue)
+        self._followers.add(queue)
+        try:
+            yield queue
+        finally:
+            self._followers.discard(queue)
