@@ -8,16 +8,11 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from api_support import KEY, api_context
 from iotistic_agent.device_api.app import create_app
 from iotistic_agent.device_api.auth import load_or_create_key
-from iotistic_agent.device_api.context import ApiContext
 from iotistic_agent.orchestrator.memory_engine import MemoryEngine
 from iotistic_agent.orchestrator.reconciler import Reconciler
-from iotistic_agent.store.db import open_database
-from iotistic_agent.store.failure_store import SqliteFailureStore
-from iotistic_agent.store.target_store import TargetStore
-
-KEY = "k" * 43
 
 
 def target(image: str = "reg/web:v1", **config: Any) -> dict[str, Any]:
@@ -27,14 +22,9 @@ def target(image: str = "reg/web:v1", **config: Any) -> dict[str, Any]:
 
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Reconciler]]:
-    conn = open_database(tmp_path / "d.sqlite")
-    targets = TargetStore(conn)
-    engine = MemoryEngine(registry={"reg/web:v1"})
-    reconciler = Reconciler(engine, targets, SqliteFailureStore(conn))
-    app = create_app(
-        ApiContext(targets=targets, reconciler=reconciler, engine=engine, device_uuid="u"),
-        api_key=KEY,
-    )
+    context = api_context(tmp_path, MemoryEngine(registry={"reg/web:v1"}))
+    reconciler = context.reconciler
+    app = create_app(context, api_key=KEY)
     headers = {"Authorization": f"Bearer {KEY}"}
     async with TestClient(TestServer(app), headers=headers) as test_client:
         yield test_client, reconciler
@@ -106,11 +96,7 @@ async def test_unknown_route_is_a_json_404(client: tuple[TestClient[Any, Any], R
 
 
 async def test_every_route_but_the_probes_needs_the_key(tmp_path: Path) -> None:
-    conn = open_database(tmp_path / "d.sqlite")
-    targets = TargetStore(conn)
-    engine = MemoryEngine()
-    reconciler = Reconciler(engine, targets, SqliteFailureStore(conn))
-    context = ApiContext(targets=targets, reconciler=reconciler, engine=engine, device_uuid="u")
+    context = api_context(tmp_path, MemoryEngine())
     async with TestClient(TestServer(create_app(context, api_key=KEY))) as c:
         assert (await c.get("/ping")).status == 200
         assert (await c.get("/v1/healthy")).status == 200

@@ -7,20 +7,26 @@ import contextlib
 import ctypes
 import gc
 import logging
+import os
 import signal
 import sys
+from typing import Literal
 
 from aiohttp import web
 from pydantic import ValidationError
 
 from . import __version__
+from .control import Control
 from .device_api.app import create_app
 from .device_api.auth import load_or_create_key
 from .device_api.context import ApiContext
+from .factory_reset import wipe_device
 from .logs.ring import LogRing
 from .orchestrator.docker import DockerEngine
 from .orchestrator.reconciler import Reconciler
+from .runtime_config import RuntimeConfig
 from .settings import AgentSettings
+from .store.config_store import ConfigStore
 from .store.db import open_database
 from .store.device import DeviceStore
 from .store.failure_store import SqliteFailureStore
@@ -29,11 +35,17 @@ from .store.target_store import TargetStore
 log = logging.getLogger("iotistic.agent")
 
 SHUTDOWN_GRACE_S = 4.0
+Outcome = Literal["stop", "restart", "factory-reset"]
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING}
 
 
-async def run_agent(settings: AgentSettings, log_ring: LogRing) -> None:
-    conn = open_database(settings.DATABASE_PATH)
-    identity = DeviceStore(conn).ensure_identity(settings.DEVICE_NAME)
+async def run_agent(env_settings: AgentSettings, log_ring: LogRing) -> Outcome:
+    conn = open_database(env_settings.DATABASE_PATH)
+    devices = DeviceStore(conn)
+    config = RuntimeConfig(os.environ, ConfigStore(conn))
+    settings = config.settings
+    set_log_level(settings.LOG_LEVEL)
+    identity = devices.ensure_identity(settings.DEVICE_NAME)
     targets = TargetStore(conn)
     engine = DockerEngine(settings.DOCKER_HOST)
     reconciler = Reconciler(
@@ -42,14 +54,33 @@ async def run_agent(settings: AgentSettings, log_ring: LogRing) -> None:
         SqliteFailureStore(conn),
         interval_s=settings.RECONCILIATION_INTERVAL_MS / 1000,
     )
+
+    def apply_config(new: AgentSettings) -> None:
+        set_log_level(new.LOG_LEVEL)
+        reconciler.set_interval(new.RECONCILIATION_INTERVAL_MS / 1000)
+        devices.set_name(new.DEVICE_NAME)
+        log.info("configuration applied")
+
+    config.subscribe(apply_config)
+    stop = asyncio.Event()
+    outcome: list[Outcome] = ["stop"]
+
+    def finish(how: Outcome) -> None:
+        outcome[0] = how
+        stop.set()
+
     app = create_app(
         ApiContext(
             targets=targets,
             reconciler=reconciler,
             engine=engine,
-            device_uuid=identity.uuid,
+            control=Control(targets, reconciler, engine),
+            config=config,
+            devices=devices,
+            database=conn,
             log_ring=log_ring,
-            data_dir=settings.data_dir,
+            request_restart=lambda: finish("restart"),
+            request_factory_reset=lambda: finish("factory-reset"),
         ),
         api_key=load_or_create_key(settings.data_dir),
     )
@@ -68,21 +99,25 @@ async def run_agent(settings: AgentSettings, log_ring: LogRing) -> None:
         targets.stored.version,
     )
 
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, finish, "stop")
     reconcile_task = asyncio.create_task(reconciler.run(), name="reconciler")
     try:
         await stop.wait()
-        log.info("stopping (containers keep running)")
+        log.info("stopping (%s); containers keep running", outcome[0])
     finally:
         reconcile_task.cancel()
         await asyncio.wait({reconcile_task}, timeout=SHUTDOWN_GRACE_S)
         await runner.cleanup()
+        if outcome[0] == "factory-reset":
+            conn.close()
+            await wipe_device(engine, settings.DATABASE_PATH, settings.data_dir)
         await engine.close()
-        conn.close()
+        with contextlib.suppress(Exception):
+            conn.close()
         log.info("stopped")
+    return outcome[0]
 
 
 def release_startup_memory() -> None:
@@ -92,14 +127,14 @@ def release_startup_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
+def set_log_level(level: str) -> None:
+    logging.getLogger().setLevel(_LEVELS.get(level, logging.getLevelName(level.upper())))
+
+
 def configure_logging(level: str) -> LogRing:
     """Plain text on stderr for people, plus the in-memory ring that `iotctl logs` reads."""
-    names = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING}
-    logging.basicConfig(
-        level=names.get(level, logging.getLevelName(level.upper())),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    set_log_level(level)
     ring = LogRing()
     logging.getLogger().addHandler(ring)
     return ring
@@ -112,7 +147,10 @@ def main() -> None:
         print(f"iotistic-agent: invalid settings: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
     log_ring = configure_logging(settings.LOG_LEVEL)
-    asyncio.run(run_agent(settings, log_ring))
+    outcome = asyncio.run(run_agent(settings, log_ring))
+    if outcome != "stop":
+        # Same process id, fresh interpreter: supervisors and tests see one long-lived agent.
+        os.execv(sys.executable, [sys.executable, "-m", "iotistic_agent", *sys.argv[1:]])
 
 
 if __name__ == "__main__":

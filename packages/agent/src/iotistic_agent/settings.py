@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -22,8 +23,21 @@ class AgentSettings(BaseModel):
     DEVICE_API_PORT: int = Field(default=48484, ge=0, le=65535)
     RECONCILIATION_INTERVAL_MS: int = Field(default=30000, ge=100)
     LOG_LEVEL: Literal["debug", "info", "warn", "warning", "error"] = "info"
-    DEVICE_NAME: str | None = None
+    DEVICE_NAME: str | None = Field(default=None, max_length=128)
     DOCKER_HOST: str | None = None
+    CLOUD_API_ENDPOINT: str | None = None
+
+    @field_validator("CLOUD_API_ENDPOINT", mode="before")
+    @classmethod
+    def _endpoint(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if not isinstance(value, str):
+            return value
+        parsed = urlsplit(value.strip())
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError("must be an http:// or https:// URL")
+        return value.strip().rstrip("/")
 
     @field_validator("LOG_LEVEL", mode="before")
     @classmethod

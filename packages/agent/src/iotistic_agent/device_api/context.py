@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from aiohttp import web
 
+from ..control import Control
 from ..logs.ring import LogRing
 from ..orchestrator.engine import Engine
 from ..orchestrator.reconciler import Reconciler
+from ..runtime_config import RuntimeConfig
+from ..store.device import DeviceStore
 from ..store.target_store import TargetStore
 
 
@@ -19,11 +22,14 @@ class ApiContext:
     targets: TargetStore
     reconciler: Reconciler
     engine: Engine
-    device_uuid: str
+    control: Control
+    config: RuntimeConfig
+    devices: DeviceStore
+    database: sqlite3.Connection
     log_ring: LogRing | None = None
-    data_dir: Path | None = None
-    # Asks the composition root to shut down and start the agent again (restart, reset).
+    # Ask the composition root to shut down and start again (restart), or to wipe first.
     request_restart: Callable[[], None] | None = None
+    request_factory_reset: Callable[[], None] | None = None
 
 
 CONTEXT_KEY = web.AppKey("iotistic_context", ApiContext)

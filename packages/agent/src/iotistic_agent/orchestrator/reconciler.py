@@ -10,7 +10,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -75,6 +76,8 @@ class Reconciler:
         self._clock = clock
         self._locks: set[int] = set()
         self._wake = asyncio.Event()
+        # Passes and manual operations (restart, purge) never interleave.
+        self._pass_lock = asyncio.Lock()
         self._seen_running: set[str] = set()
         self._restart_counts: dict[str, int] = {}
         self.last_snapshot: EngineSnapshot | None = None
@@ -86,6 +89,22 @@ class Reconciler:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def set_interval(self, interval_s: float) -> None:
+        self._interval_s = interval_s
+        self.wake()
+
+    @asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        """Hold off reconciliation while an operator's action changes the engine."""
+        async with self._pass_lock:
+            yield
+        self.wake()
+
+    def forget_failures(self, keys: Iterable[ServiceKey]) -> None:
+        """An explicit start or restart gives failed services a fresh start."""
+        for key in keys:
+            self._clear(key)
 
     async def run(self) -> None:
         while True:
@@ -100,6 +119,10 @@ class Reconciler:
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
     async def reconcile(self) -> PassOutcome:
+        async with self._pass_lock:
+            return await self._guarded_pass()
+
+    async def _guarded_pass(self) -> PassOutcome:
         try:
             outcome = await self._reconcile()
             self.engine_error = None

@@ -33,16 +33,22 @@ def applications_state(
     for app in sorted(target.values(), key=lambda a: a.app_id):
         services = {}
         for spec in app.services:
-            container = _container_for(spec, snapshot)
-            record = failures.get(spec.key)
-            if record is not None and record.config_hash != spec.config_hash:
-                record = None
-            services[spec.service_name] = _service_state(spec, container, record, snapshot)
+            container = current_container(spec, snapshot)
+            services[spec.service_name] = service_state(
+                spec, container, current_failure(spec, failures), snapshot
+            )
         apps[str(app.app_id)] = {"appId": app.app_id, "appName": app.app_name, "services": services}
     return apps
 
 
-def _container_for(spec: ServiceSpec, snapshot: EngineSnapshot | None) -> ContainerInfo | None:
+def current_failure(
+    spec: ServiceSpec, failures: Mapping[ServiceKey, FailureRecord]
+) -> FailureRecord | None:
+    record = failures.get(spec.key)
+    return record if record is not None and record.config_hash == spec.config_hash else None
+
+
+def current_container(spec: ServiceSpec, snapshot: EngineSnapshot | None) -> ContainerInfo | None:
     if snapshot is None:
         return None
     candidates = snapshot.containers_of(spec.key)
@@ -51,7 +57,7 @@ def _container_for(spec: ServiceSpec, snapshot: EngineSnapshot | None) -> Contai
     return max(chosen, key=lambda c: (c.is_running, c.created_at)) if chosen else None
 
 
-def _service_state(
+def service_state(
     spec: ServiceSpec,
     container: ContainerInfo | None,
     record: FailureRecord | None,

@@ -18,6 +18,15 @@ class DeviceStore:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
+    def identity(self) -> DeviceIdentity:
+        row = self._conn.execute("SELECT uuid, deviceName, provisioned FROM device").fetchone()
+        return DeviceIdentity(row["uuid"], row["deviceName"], bool(row["provisioned"]))
+
+    def set_name(self, name: str | None) -> None:
+        self._conn.execute(
+            "UPDATE device SET deviceName = ?, updatedAt = CURRENT_TIMESTAMP WHERE id = 1", (name,)
+        )
+
     def ensure_identity(self, name: str | None = None) -> DeviceIdentity:
         row = self._conn.execute("SELECT uuid, deviceName, provisioned FROM device").fetchone()
         if row is None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 
 from iotistic_contracts import TargetState, parse_target_state
 
-from ..orchestrator.model import AppSpec, ServiceSpec
+from ..orchestrator.model import AppSpec, ServiceKey, ServiceSpec
 from ..orchestrator.normalise import normalise_target
 
 
@@ -27,7 +28,8 @@ class TargetStore:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self._stored = self._load()
-        self._normalised = normalise_target(self._stored.target)
+        self._declared = normalise_target(self._stored.target)
+        self._normalised = self._apply_overrides(self._declared)
         # Specs seen in this process, by config hash: lets the logs say why a container
         # is being replaced.
         self._specs_by_hash: dict[str, ServiceSpec] = {}
@@ -58,7 +60,74 @@ class TargetStore:
         return self._stored
 
     def current_target(self) -> Mapping[int, AppSpec]:
+        """The target to converge to: the declared one with local overrides applied."""
         return self._normalised
+
+    def declared_target(self) -> Mapping[int, AppSpec]:
+        return self._declared
+
+    # --- local overrides (iotctl apps/services stop) -----------------------------------
+
+    def overrides(self) -> dict[ServiceKey, str]:
+        rows = self._conn.execute("SELECT app_id, service_name, state FROM service_override")
+        return {(r["app_id"], r["service_name"]): r["state"] for r in rows}
+
+    def set_stopped(self, keys: list[ServiceKey]) -> None:
+        """Keep these services stopped until started again or their target changes."""
+        rows = []
+        for app_id, name in keys:
+            spec = self._declared[app_id].service(name) if app_id in self._declared else None
+            if spec is not None:
+                rows.append((app_id, name, _override_token(spec)))
+        with self._transaction():
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO service_override (app_id, service_name, state, "
+                "config_hash) VALUES (?, ?, 'stopped', ?)",
+                rows,
+            )
+        self._normalised = self._apply_overrides(self._declared)
+
+    def clear_overrides(self, keys: list[ServiceKey]) -> None:
+        with self._transaction():
+            self._conn.executemany(
+                "DELETE FROM service_override WHERE app_id = ? AND service_name = ?", keys
+            )
+        self._normalised = self._apply_overrides(self._declared)
+
+    def _drop_stale_overrides(self) -> None:
+        """A new target for a service ends its override (the operator's intent was about
+        the old one); overrides of services that left the target go too."""
+        rows = self._conn.execute("SELECT app_id, service_name, config_hash FROM service_override")
+        stale = []
+        for row in rows.fetchall():
+            app = self._declared.get(row["app_id"])
+            spec = app.service(row["service_name"]) if app else None
+            if spec is None or _override_token(spec) != row["config_hash"]:
+                stale.append((row["app_id"], row["service_name"]))
+        if stale:
+            self.clear_overrides(stale)
+
+    def _apply_overrides(self, declared: Mapping[int, AppSpec]) -> dict[int, AppSpec]:
+        stopped = {key for key, state in self.overrides().items() if state == "stopped"}
+        if not stopped:
+            return dict(declared)
+        result = {}
+        for app_id, app in declared.items():
+            services = tuple(
+                replace(s, state="stopped") if s.key in stopped else s for s in app.services
+            )
+            result[app_id] = replace(app, services=services)
+        return result
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
 
     def save(self, target: TargetState, source: str, version: int | None = None) -> bool:
         """Persist a new target (one transaction). Returns False when nothing changed."""
@@ -68,8 +137,7 @@ class TargetStore:
         normalised = normalise_target(target)  # fail before writing if it cannot be applied
         new_version = version if version is not None else self._stored.version + 1
         dumped = json.loads(target.canonical_json())
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             self._conn.execute(
                 "INSERT INTO target_state (id, apps, config, state_hash, version, source) "
                 "VALUES (1, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET apps = excluded.apps, "
@@ -84,11 +152,15 @@ class TargetStore:
                     source,
                 ),
             )
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
         self._stored = StoredTarget(target, state_hash, new_version, source)
-        self._normalised = normalised
+        self._declared = normalised
+        self._drop_stale_overrides()
+        self._normalised = self._apply_overrides(normalised)
         self._remember(normalised)
         return True
+
+
+def _override_token(spec: ServiceSpec) -> str:
+    """What the override was about: any change of the service's target (config or state)
+    ends it."""
+    return f"{spec.config_hash}:{spec.state}"

@@ -1,0 +1,138 @@
+"""Device status, balena-compatible device routes, diagnostics, restart and factory reset."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from .. import __version__
+from ..diagnostics import run_diagnostics
+from ..metrics_summary import metrics_summary
+from ..orchestrator.engine import EngineUnavailable
+from ..orchestrator.status import applications_state
+from .context import ApiContext, api_context
+from .errors import ApiError
+from .params import json_object
+
+routes = web.RouteTableDef()
+
+_SETTLED = {"running": "Running", "paused": "Paused", "stopped": "Stopped"}
+
+
+async def _snapshot_or_none(ctx: ApiContext) -> Any:
+    try:
+        return await ctx.engine.snapshot()
+    except EngineUnavailable:
+        return None
+
+
+@routes.get("/v1/device")
+async def device(request: web.Request) -> web.Response:
+    ctx = api_context(request)
+    identity = ctx.devices.identity()
+    snapshot = await _snapshot_or_none(ctx)
+    state = applications_state(ctx.targets.current_target(), snapshot, ctx.reconciler.failures)
+    services = [s for app in state.values() for s in app["services"].values()]
+    failed = {"ImagePullBackOff", "ErrImagePull", "StartFailure", "CrashLoopBackOff"}
+    endpoint = ctx.config.settings.CLOUD_API_ENDPOINT
+    body = {
+        "uuid": identity.uuid,
+        "deviceName": identity.name,
+        "provisioned": identity.provisioned,
+        "provisioningState": "provisioned" if identity.provisioned else "unprovisioned",
+        "agentVersion": __version__,
+        # Cloud sync and MQTT arrive with the provisioning release.
+        "cloud": {"state": "not configured", "endpoint": endpoint},
+        "mqtt": {"state": "not configured"},
+        "engine": {"reachable": snapshot is not None},
+        "targetVersion": ctx.targets.stored.version,
+        "apps": {
+            "configured": len(state),
+            "services": len(services),
+            "running": sum(1 for s in services if s["status"] == "Running"),
+            "failed": sum(1 for s in services if s["status"] in failed),
+        },
+        "metrics": await asyncio.to_thread(metrics_summary, ctx.config.settings.data_dir),
+    }
+    return web.json_response(body)
+
+
+@routes.get("/v2/device/name")
+async def device_name(request: web.Request) -> web.Response:
+    identity = api_context(request).devices.identity()
+    return web.json_response({"status": "success", "deviceName": identity.name})
+
+
+@routes.get("/v2/state/status")
+async def state_status(request: web.Request) -> web.Response:
+    ctx = api_context(request)
+    snapshot = await ctx.engine.snapshot()
+    state = applications_state(ctx.targets.current_target(), snapshot, ctx.reconciler.failures)
+    containers = [
+        {
+            "appId": app["appId"],
+            "serviceName": name,
+            "status": s["status"],
+            "containerId": s["containerId"],
+            "image": s["image"],
+        }
+        for app in state.values()
+        for name, s in app["services"].items()
+    ]
+    settled = all(
+        s["status"] == _SETTLED[s["targetState"]]
+        for app in state.values()
+        for s in app["services"].values()
+    )
+    return web.json_response(
+        {
+            "status": "success",
+            "appState": "applied" if settled else "applying",
+            "containers": containers,
+        }
+    )
+
+
+@routes.get("/v2/containerId")
+async def container_id(request: web.Request) -> web.Response:
+    ctx = api_context(request)
+    snapshot = await ctx.engine.snapshot()
+    state = applications_state(ctx.targets.current_target(), snapshot, ctx.reconciler.failures)
+    ids = {name: s["containerId"] for app in state.values() for name, s in app["services"].items()}
+    wanted = request.query.get("serviceName") or request.query.get("service")
+    if wanted is None:
+        return web.json_response({"status": "success", "services": ids})
+    if wanted not in ids:
+        raise ApiError(404, "not_found", f"no service {wanted!r} in the target state")
+    return web.json_response({"status": "success", "containerId": ids[wanted]})
+
+
+@routes.get("/v1/diagnostics")
+async def diagnostics(request: web.Request) -> web.Response:
+    ctx = api_context(request)
+    checks = await run_diagnostics(ctx.database, ctx.engine, ctx.config.settings)
+    ok = all(c["status"] != "fail" for c in checks)
+    return web.json_response({"ok": ok, "checks": checks})
+
+
+@routes.post("/v1/agent/restart")
+async def restart_agent(request: web.Request) -> web.Response:
+    ctx = api_context(request)
+    if ctx.request_restart is None:
+        raise ApiError(503, "not_available", "restart is not available in this mode")
+    # After the response is on its way: shutdown waits for in-flight requests.
+    asyncio.get_running_loop().call_soon(ctx.request_restart)
+    return web.json_response({"status": "success"}, status=202)
+
+
+@routes.post("/v1/factory-reset")
+async def factory_reset(request: web.Request) -> web.Response:
+    ctx = api_context(request)
+    if (await json_object(request)).get("confirm") is not True:
+        raise ApiError(400, "bad_request", 'factory reset needs {"confirm": true}')
+    if ctx.request_factory_reset is None:
+        raise ApiError(503, "not_available", "factory reset is not available in this mode")
+    asyncio.get_running_loop().call_soon(ctx.request_factory_reset)
+    return web.json_response({"status": "success"}, status=202)

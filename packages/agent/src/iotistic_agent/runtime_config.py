@@ -1,0 +1,109 @@
+"""Settings that can change while the agent runs (`iotctl config`), over the environment.
+
+Precedence: a value set through the Device API (persisted) > the environment > the default.
+Every change is validated like the environment is, then applied at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from .settings import AgentSettings
+from .store.config_store import ConfigStore
+
+DESCRIPTIONS = {
+    "LOG_LEVEL": "agent log level: debug, info, warn or error",
+    "RECONCILIATION_INTERVAL_MS": "milliseconds between two reconciliation passes (>= 100)",
+    "CLOUD_API_ENDPOINT": "cloud API URL (http or https), empty for none",
+    "DEVICE_NAME": "human-readable device name",
+}
+
+Applier = Callable[[AgentSettings], None]
+
+
+class UnknownConfigKey(KeyError):
+    pass
+
+
+class InvalidConfigValue(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ConfigEntry:
+    key: str
+    value: str
+    default: str
+    source: str  # "default" | "environment" | "override"
+    description: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "value": self.value,
+            "default": self.default,
+            "source": self.source,
+            "description": self.description,
+        }
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+class RuntimeConfig:
+    def __init__(self, environ: Mapping[str, str], store: ConfigStore) -> None:
+        self._environ = {k: v for k, v in environ.items() if k in AgentSettings.model_fields}
+        self._store = store
+        self._apply: Applier | None = None
+        self.settings = self._effective()
+
+    def subscribe(self, apply: Applier) -> None:
+        """Called with the new settings after every change."""
+        self._apply = apply
+
+    def _effective(self) -> AgentSettings:
+        return AgentSettings.from_env({**self._environ, **self._store.overrides()})
+
+    def entries(self) -> dict[str, ConfigEntry]:
+        return {key: self.get(key) for key in DESCRIPTIONS}
+
+    def get(self, key: str) -> ConfigEntry:
+        if key not in DESCRIPTIONS:
+            raise UnknownConfigKey(key)
+        overrides = self._store.overrides()
+        field = AgentSettings.model_fields[key]
+        default = field.get_default(call_default_factory=True)
+        source = (
+            "override" if key in overrides else "environment" if key in self._environ else "default"
+        )
+        value = getattr(self.settings, key)
+        return ConfigEntry(key, _text(value), _text(default), source, DESCRIPTIONS[key])
+
+    def set(self, key: str, value: str) -> ConfigEntry:
+        if key not in DESCRIPTIONS:
+            raise UnknownConfigKey(key)
+        try:
+            candidate = AgentSettings.from_env(
+                {**self._environ, **self._store.overrides(), key: value}
+            )
+        except ValidationError as exc:
+            reason = "; ".join(e["msg"] for e in exc.errors())
+            raise InvalidConfigValue(f"invalid value for {key}: {reason}") from exc
+        self._store.set(key, value)
+        self._switch_to(candidate)
+        return self.get(key)
+
+    def reset(self) -> dict[str, ConfigEntry]:
+        self._store.clear()
+        self._switch_to(self._effective())
+        return self.entries()
+
+    def _switch_to(self, settings: AgentSettings) -> None:
+        self.settings = settings
+        if self._apply is not None:
+            self._apply(settings)

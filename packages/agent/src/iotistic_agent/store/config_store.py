@@ -1,0 +1,24 @@
+"""Runtime configuration set through the Device API, persisted over the environment."""
+
+from __future__ import annotations
+
+import sqlite3
+
+
+class ConfigStore:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def overrides(self) -> dict[str, str]:
+        rows = self._conn.execute("SELECT key, value FROM config")
+        return {r["key"]: r["value"] for r in rows}
+
+    def set(self, key: str, value: str) -> None:
+        self._conn.execute(
+            "INSERT INTO config (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
+            "value = excluded.value, updatedAt = CURRENT_TIMESTAMP",
+            (key, value),
+        )
+
+    def clear(self) -> None:
+        self._conn.execute("DELETE FROM config")
