@@ -72,3 +72,9 @@ def test_failure_records_round_trip(tmp_path: Path) -> None:
     assert SqliteFailureStore(conn).load_failures() == {(1001, "web"): record}
     store.delete_failure((1001, "web"))
     assert store.load_failures() == {}
+
+
+def test_the_database_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    open_database(tmp_path / "d.sqlite")
+    for name in ("d.sqlite", "d.sqlite-wal"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o600

@@ -105,7 +105,7 @@ async def run_agent(env_settings: AgentSettings, log_ring: LogRing) -> Outcome:
     reconcile_task = asyncio.create_task(reconciler.run(), name="reconciler")
     try:
         await stop.wait()
-        log.info("stopping (%s); containers keep running", outcome[0])
+        log.info("stopping for %s", outcome[0])
     finally:
         reconcile_task.cancel()
         await asyncio.wait({reconcile_task}, timeout=SHUTDOWN_GRACE_S)

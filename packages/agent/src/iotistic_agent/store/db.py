@@ -26,6 +26,9 @@ def migrations() -> list[tuple[int, str, str]]:
 
 def open_database(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Credentials end up in here: owner only. SQLite gives -wal and -shm the same mode.
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
     # isolation_level=None: transactions are explicit, so each migration is one BEGIN..COMMIT.
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
