@@ -1,0 +1,1 @@
+"""Command groups of iotctl; each module imports only typer at load time."""

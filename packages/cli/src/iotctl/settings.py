@@ -1,0 +1,73 @@
+"""Where the Device API is and which key opens it, from the same settings as the agent.
+
+URL: DEVICE_API_URL, else http://<DEVICE_API_HOST or 127.0.0.1>:<DEVICE_API_PORT or 48484>.
+Key: IOTCTL_API_KEY, else `device-api.key` in the folder of DATABASE_PATH
+(default ./data/device.sqlite), the file the agent writes on its first start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from .errors import EXIT_USAGE, CliError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 48484
+DEFAULT_DATABASE_PATH = Path("data") / "device.sqlite"
+KEY_FILE_NAME = "device-api.key"
+# An agent bound to every interface is still reached on loopback.
+_WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]", "*"})
+
+
+def api_url(env: Mapping[str, str]) -> str:
+    explicit = env.get("DEVICE_API_URL", "").strip()
+    if explicit:
+        if not explicit.startswith(("http://", "https://")):
+            raise CliError(
+                f"DEVICE_API_URL must start with http:// or https://, got {explicit!r}", EXIT_USAGE
+            )
+        return explicit.rstrip("/")
+    raw_port = env.get("DEVICE_API_PORT", "").strip() or str(DEFAULT_PORT)
+    if not raw_port.isdigit() or not 0 < int(raw_port) <= 65535:
+        raise CliError(f"DEVICE_API_PORT must be a port number, got {raw_port!r}", EXIT_USAGE)
+    host = env.get("DEVICE_API_HOST", "").strip()
+    if host in _WILDCARD_HOSTS:
+        host = DEFAULT_HOST
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # a bare IPv6 address needs brackets in a URL
+    return f"http://{host}:{int(raw_port)}"
+
+
+def key_file(env: Mapping[str, str], cwd: Path | None = None) -> Path:
+    """The agent resolves a relative DATABASE_PATH against its working directory; so do we."""
+    database = Path(env.get("DATABASE_PATH", "").strip() or DEFAULT_DATABASE_PATH).expanduser()
+    if not database.is_absolute():
+        database = (cwd or Path.cwd()) / database
+    return database.parent / KEY_FILE_NAME
+
+
+def key_unreadable(path: Path, reason: str) -> CliError:
+    return CliError(
+        f"cannot read the device API key from {path} ({reason}): "
+        "run as the agent's user or set IOTCTL_API_KEY"
+    )
+
+
+def api_key(env: Mapping[str, str], cwd: Path | None = None) -> str:
+    explicit = env.get("IOTCTL_API_KEY", "").strip()
+    if explicit:
+        return explicit
+    path = key_file(env, cwd)
+    try:
+        key = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        raise key_unreadable(path, "no such file") from None
+    except PermissionError:
+        raise key_unreadable(path, "permission denied") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        # The exception text may quote file content; name only its kind.
+        raise key_unreadable(path, type(exc).__name__) from None
+    if not key:
+        raise key_unreadable(path, "the file is empty")
+    return key
