@@ -65,9 +65,11 @@ def api_key(env: Mapping[str, str], cwd: Path | None = None) -> str:
         raise key_unreadable(path, "no such file") from None
     except PermissionError:
         raise key_unreadable(path, "permission denied") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        # The exception text may quote file content; name only its kind.
-        raise key_unreadable(path, type(exc).__name__) from None
+    except UnicodeDecodeError:
+        # Never echo the file's content: it is meant to be a secret.
+        raise key_unreadable(path, "the file does not hold a key") from None
+    except OSError as exc:
+        raise key_unreadable(path, (exc.strerror or type(exc).__name__).lower()) from None
     if not key:
         raise key_unreadable(path, "the file is empty")
     return key
