@@ -9,6 +9,7 @@ into the protocol's errors: `EngineUnavailable` when the daemon cannot be reache
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -21,6 +22,7 @@ import aiodocker
 import aiohttp
 from aiodocker.exceptions import DockerError
 
+from ..logs.container_logs import DockerLogDecoder
 from .docker_mapping import (
     container_create_body,
     container_info,
@@ -32,7 +34,14 @@ from .docker_mapping import (
     split_image_ref,
     update_body,
 )
-from .engine import EngineError, EngineUnavailable, ImagePullError, StartError
+from .engine import (
+    ContainerLogLine,
+    ContainerNotFound,
+    EngineError,
+    EngineUnavailable,
+    ImagePullError,
+    StartError,
+)
 from .model import (
     LABEL_APP_ID,
     LABEL_CONFIG_HASH,
@@ -80,6 +89,10 @@ class DockerEngine:
             total=None, connect=10.0, sock_connect=10.0, sock_read=request_timeout_s
         )
         self._pull_timeout_s = pull_timeout_s
+        # A followed log stream may stay silent for days: no read timeout there.
+        self._follow_timeout = aiohttp.ClientTimeout(
+            total=None, connect=10.0, sock_connect=10.0, sock_read=None
+        )
         self._inspect_limit = asyncio.Semaphore(inspect_concurrency)
         self._client: aiodocker.Docker | None = None
 
@@ -413,3 +426,82 @@ class DockerEngine:
                 f"{what}: the engine cannot remove the {', '.join(stuck)} limit of a "
                 "container in place; recreate the container to drop it"
             )
+
+    # -- logs --------------------------------------------------------------------------
+
+    async def container_logs(
+        self, container_id: str, *, tail: int, follow: bool, since: float | None = None
+    ) -> AsyncIterator[ContainerLogLine]:
+        """Stream `GET /containers/{id}/logs` (both streams, timestamps) as lines; see
+        `logs/container_logs.py` for the engine's framing. `tail` counts the engine's log
+        entries: a line over 16 KiB is several of them."""
+        what = f"reading the logs of container {container_id[:12]}"
+        async with self._errors(what):
+            info = await self._inspect(container_id)
+        if info is None:
+            raise ContainerNotFound(f"{what}: no such container")
+        params: dict[str, Any] = {
+            "stdout": "1",
+            "stderr": "1",
+            "timestamps": "1",
+            "tail": str(max(0, tail)),
+            "follow": "1" if follow else "0",
+        }
+        if since is not None:
+            params["since"] = f"{since:.9f}"
+        decoder = DockerLogDecoder(tty=bool((info.get("Config") or {}).get("Tty")))
+        async for line in self._log_body(container_id, params, decoder, what):
+            yield line
+        if follow:
+            # The container stopped. Docker 20.10 ends a followed stream before the text
+            # the container never ended with a newline: read once more what came after.
+            resume = decoder.resume_since()
+            if resume is not None:
+                params["tail"] = "all"
+                if since is None or float(resume) >= since:
+                    params["since"] = resume
+            if resume is not None or tail > 0:  # else nothing tells where to start
+                params["follow"] = "0"
+                decoder.next_body()
+                with contextlib.suppress(ContainerNotFound):  # removed meanwhile
+                    async for line in self._log_body(container_id, params, decoder, what):
+                        yield line
+        for line in decoder.finish():
+            yield line
+
+    async def _log_body(
+        self, container_id: str, params: dict[str, Any], decoder: DockerLogDecoder, what: str
+    ) -> AsyncIterator[ContainerLogLine]:
+        follow = params["follow"] == "1"
+        async with self._errors(what):
+            try:
+                response = await self._docker()._do_query(
+                    f"containers/{container_id}/logs",
+                    "GET",
+                    params=params,
+                    timeout=self._follow_timeout if follow else self._timeout,
+                )
+            except DockerError as err:
+                # 409: "dead or marked for removal", as good as gone for its logs.
+                if _is_not_found(err) or err.status == 409:
+                    raise ContainerNotFound(f"{what}: {err.message}") from err
+                raise
+        ended = False
+        try:
+            while True:
+                async with self._errors(what):
+                    try:
+                        chunk = await response.content.readany()
+                    except aiohttp.ClientPayloadError as err:
+                        raise EngineError(f"{what}: the log stream was cut ({err})") from err
+                if not chunk:
+                    break
+                for line in decoder.feed(chunk):
+                    yield line
+            ended = True
+        finally:
+            # Closed early (client gone) the connection cannot be reused: drop it.
+            if ended:
+                response.release()
+            else:
+                response.close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
 from .model import EngineSnapshot, ServiceSpec
 from .steps import (
@@ -42,6 +44,20 @@ class StartError(EngineError):
     pass
 
 
+class ContainerNotFound(EngineError):
+    """The engine has no container with that id (never existed, or removed since)."""
+
+
+@dataclass(frozen=True)
+class ContainerLogLine:
+    """One line a container printed: the engine's RFC 3339 timestamp (Docker: nanoseconds,
+    UTC, e.g. `2026-01-02T03:04:05.123456789Z`), the stream, the text without its newline."""
+
+    timestamp: str
+    stream: Literal["stdout", "stderr"]
+    message: str
+
+
 class Engine(Protocol):
     async def snapshot(self) -> EngineSnapshot: ...
 
@@ -71,6 +87,15 @@ class Engine(Protocol):
     async def unpause_container(self, container_id: str) -> None: ...
 
     async def update_container(self, container_id: str, spec: ServiceSpec) -> None: ...
+
+    def container_logs(
+        self, container_id: str, *, tail: int, follow: bool, since: float | None = None
+    ) -> AsyncIterator[ContainerLogLine]:
+        """The container's last `tail` lines (after `since`, a UNIX time, if given), oldest
+        first; with `follow`, then every new line until the container stops. An async
+        generator: close it (`aclose`) to stop early. Raises ContainerNotFound for an unknown
+        container, EngineUnavailable when the engine cannot be reached."""
+        ...
 
 
 async def apply_step(engine: Engine, step: Step) -> str | None:

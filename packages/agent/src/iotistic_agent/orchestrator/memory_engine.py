@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
-from .engine import EngineError, ImagePullError, StartError
+from .engine import ContainerLogLine, ContainerNotFound, EngineError, ImagePullError, StartError
 from .model import ContainerInfo, EngineSnapshot, ServiceSpec
 
 
@@ -18,6 +20,7 @@ class MemoryEngine:
     volumes: dict[str, int] = field(default_factory=dict)
     unstartable: set[str] = field(default_factory=set)  # images whose containers fail to start
     log: list[str] = field(default_factory=list)  # operations in order, for strategy tests
+    logs: dict[str, list[ContainerLogLine]] = field(default_factory=dict)  # container output
     clock: float = 0.0
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -122,3 +125,22 @@ class MemoryEngine:
             memory_bytes=spec.memory_bytes,
             memory_reservation_bytes=spec.memory_reservation_bytes,
         )
+
+    async def container_logs(
+        self, container_id: str, *, tail: int, follow: bool, since: float | None = None
+    ) -> AsyncIterator[ContainerLogLine]:
+        """The recorded lines; nothing is ever appended later, so `follow` ends at once."""
+        if container_id not in self.containers and container_id not in self.logs:
+            raise ContainerNotFound(f"no such container: {container_id}")
+        lines = self.logs.get(container_id, [])
+        if since is not None:
+            lines = [line for line in lines if _epoch(line.timestamp) >= since]
+        for line in lines[-tail:] if tail > 0 else []:
+            yield line
+
+
+def _epoch(timestamp: str) -> float:
+    try:
+        return datetime.fromisoformat(timestamp).timestamp()
+    except ValueError:
+        return float("inf")  # unknown time: never filtered out
