@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
-from .orchestrator.engine import Engine
+from .orchestrator.engine import Engine, StartError
 from .orchestrator.model import ServiceKey, ServiceSpec
 from .orchestrator.reconciler import Reconciler
 from .store.target_store import TargetStore
@@ -41,7 +42,10 @@ class Control:
                     await self._engine.stop_container(c.id, 10)
                 spec = self._spec(key)
                 if spec is not None and c.config_hash == spec.config_hash:
-                    await self._engine.start_service(spec)
+                    # A container that will not start again is the service's StartFailure,
+                    # which the next pass records with its backoff; not the caller's error.
+                    with contextlib.suppress(StartError):
+                        await self._engine.start_service(spec)
 
     async def recreate_app(self, app_id: int) -> None:
         """Remove every container of the app; the next pass creates them anew."""

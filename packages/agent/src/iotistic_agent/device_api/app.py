@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import app_routes, config_routes, service_routes, state_routes, system_routes
+from . import (
+    app_routes,
+    config_routes,
+    log_routes,
+    service_routes,
+    state_routes,
+    system_routes,
+)
 from .auth import auth_middleware
 from .context import CONTEXT_KEY, ApiContext
 from .errors import json_errors
@@ -19,6 +26,7 @@ def create_app(context: ApiContext, api_key: str) -> web.Application:
         middlewares=[json_errors, auth_middleware(api_key)], client_max_size=MAX_BODY_BYTES
     )
     app[CONTEXT_KEY] = context
-    for module in (state_routes, app_routes, service_routes, config_routes, system_routes):
+    modules = (state_routes, app_routes, service_routes, config_routes, system_routes, log_routes)
+    for module in modules:
         app.add_routes(module.routes)
     return app

@@ -8,6 +8,8 @@ from typing import Any
 
 from aiohttp import typedefs, web
 
+from ..orchestrator.engine import EngineError, EngineUnavailable
+
 log = logging.getLogger("iotistic.device_api")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -42,6 +44,10 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return await handler(request)
     except ApiError as exc:
         return error_response(exc.status, exc.error, exc.message, **exc.extra)
+    except EngineUnavailable as exc:
+        return error_response(503, "engine_unavailable", f"container engine unavailable: {exc}")
+    except EngineError as exc:
+        return error_response(502, "engine_error", f"container engine error: {exc}")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -9,6 +9,7 @@ from ..orchestrator.model import AppSpec, ContainerInfo, EngineSnapshot, Service
 from ..orchestrator.status import current_container
 from .context import ApiContext
 from .errors import ApiError
+from .params import is_app_id
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ def _match(
     ref: str, services: list[tuple[AppSpec, ServiceSpec]], snapshot: EngineSnapshot
 ) -> list[tuple[AppSpec, ServiceSpec]]:
     app_part, slash, name_part = ref.partition("/")
-    if slash and app_part.isdigit():
+    if slash and is_app_id(app_part):
         return [
             (a, s) for a, s in services if a.app_id == int(app_part) and s.service_name == name_part
         ]

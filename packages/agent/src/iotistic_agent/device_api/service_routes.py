@@ -6,6 +6,7 @@ from aiohttp import web
 
 from .context import api_context
 from .errors import ApiError
+from .params import parse_app_id
 from .refs import resolve_ref
 from .views import service_info
 
@@ -15,17 +16,16 @@ routes = web.RouteTableDef()
 @routes.get("/v1/services")
 async def list_services(request: web.Request) -> web.Response:
     ctx = api_context(request)
-    wanted = request.query.get("appId")
-    if wanted is not None and (not wanted.isdigit() or len(wanted) > 18):
-        raise ApiError(400, "bad_request", f"appId must be a positive integer, got {wanted!r}")
+    raw = request.query.get("appId")
+    wanted = None if raw is None else parse_app_id(raw)
     target = ctx.targets.current_target()
-    if wanted is not None and int(wanted) not in target:
+    if wanted is not None and wanted not in target:
         raise ApiError(404, "not_found", f"no app {wanted} in the target state")
     snapshot = await ctx.engine.snapshot()
     services = [
         service_info(ctx, app, spec, snapshot)
         for app in sorted(target.values(), key=lambda a: a.app_id)
-        if wanted is None or app.app_id == int(wanted)
+        if wanted is None or app.app_id == wanted
         for spec in app.services
     ]
     return web.json_response({"services": services})

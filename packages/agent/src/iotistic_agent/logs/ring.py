@@ -22,7 +22,7 @@ class LogRing(logging.Handler):
     def __init__(self, capacity: int = 2000, follower_queue: int = 1000) -> None:
         super().__init__()
         self._entries: deque[LogEntry] = deque(maxlen=capacity)
-        self._followers: set[asyncio.Queue[LogEntry]] = set()
+        self._followers: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[LogEntry]]] = set()
         self._follower_queue = follower_queue
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -37,9 +37,12 @@ class LogRing(logging.Handler):
             self.handleError(record)
             return
         self._entries.append(entry)
-        for queue in self._followers:
-            if not queue.full():
-                queue.put_nowait(entry)
+        for loop, queue in list(self._followers):
+            # Records may come from worker threads; asyncio queues belong to their loop.
+            if _running_loop() is loop:
+                _offer(queue, entry)
+            else:
+                loop.call_soon_threadsafe(_offer, queue, entry)
 
     def tail(self, n: int) -> list[LogEntry]:
         if n <= 0:
@@ -49,8 +52,21 @@ class LogRing(logging.Handler):
     @asynccontextmanager
     async def follow(self) -> AsyncIterator[asyncio.Queue[LogEntry]]:
         queue: asyncio.Queue[LogEntry] = asyncio.Queue(self._follower_queue)
-        self._followers.add(queue)
+        follower = (asyncio.get_running_loop(), queue)
+        self._followers.add(follower)
         try:
             yield queue
         finally:
-            self._followers.discard(queue)
+            self._followers.discard(follower)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _offer(queue: asyncio.Queue[LogEntry], entry: LogEntry) -> None:
+    if not queue.full():
+        queue.put_nowait(entry)
