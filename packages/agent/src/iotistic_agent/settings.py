@@ -21,8 +21,8 @@ class AgentSettings(BaseModel):
     DATABASE_PATH: Path = Field(default_factory=lambda: Path.cwd() / "data" / "device.sqlite")
     DEVICE_API_HOST: str = "127.0.0.1"
     DEVICE_API_PORT: int = Field(default=48484, ge=0, le=65535)
-    RECONCILIATION_INTERVAL_MS: int = Field(default=30000, ge=100)
-    LOG_LEVEL: Literal["debug", "info", "warn", "warning", "error"] = "info"
+    RECONCILIATION_INTERVAL_MS: int = Field(default=30000, ge=100, le=86_400_000)
+    LOG_LEVEL: Literal["debug", "info", "warn", "error"] = "info"
     DEVICE_NAME: str | None = Field(default=None, max_length=128)
     DOCKER_HOST: str | None = None
     CLOUD_API_ENDPOINT: str | None = None
@@ -34,6 +34,8 @@ class AgentSettings(BaseModel):
             return None
         if not isinstance(value, str):
             return value
+        if not value.strip().isprintable() or any(c.isspace() for c in value.strip()):
+            raise ValueError("must be a URL without spaces or control characters")
         parsed = urlsplit(value.strip())
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ValueError("must be an http:// or https:// URL")
@@ -42,7 +44,17 @@ class AgentSettings(BaseModel):
     @field_validator("LOG_LEVEL", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
-        return value.lower() if isinstance(value, str) else value
+        if not isinstance(value, str):
+            return value
+        level = value.strip().lower()
+        return "warn" if level == "warning" else level
+
+    @field_validator("DEVICE_NAME")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        if value is not None and not value.isprintable():
+            raise ValueError("must contain printable characters only")
+        return value
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AgentSettings:

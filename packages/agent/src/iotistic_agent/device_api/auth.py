@@ -13,7 +13,9 @@ from .errors import Handler, Middleware, error_response
 
 KEY_FILE_NAME = "device-api.key"
 # Liveness probes must work without credentials; they reveal nothing.
-PUBLIC_ROUTES = frozenset({("GET", "/ping"), ("GET", "/v1/healthy"), ("HEAD", "/ping")})
+PUBLIC_ROUTES = frozenset(
+    {("GET", "/ping"), ("HEAD", "/ping"), ("GET", "/v1/healthy"), ("HEAD", "/v1/healthy")}
+)
 
 
 def key_path(data_dir: Path) -> Path:

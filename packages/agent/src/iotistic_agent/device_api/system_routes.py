@@ -100,13 +100,18 @@ async def container_id(request: web.Request) -> web.Response:
     ctx = api_context(request)
     snapshot = await ctx.engine.snapshot()
     state = applications_state(ctx.targets.current_target(), snapshot, ctx.reconciler.failures)
-    ids = {name: s["containerId"] for app in state.values() for name, s in app["services"].items()}
+    pairs = [
+        (name, s["containerId"]) for app in state.values() for name, s in app["services"].items()
+    ]
     wanted = request.query.get("serviceName") or request.query.get("service")
     if wanted is None:
-        return web.json_response({"status": "success", "services": ids})
-    if wanted not in ids:
+        return web.json_response({"status": "success", "services": dict(pairs)})
+    found = [cid for name, cid in pairs if name == wanted]
+    if not found:
         raise ApiError(404, "not_found", f"no service {wanted!r} in the target state")
-    return web.json_response({"status": "success", "containerId": ids[wanted]})
+    if len(found) > 1:
+        raise ApiError(409, "conflict", f"{wanted!r} exists in several apps; use /v1/services")
+    return web.json_response({"status": "success", "containerId": found[0]})
 
 
 @routes.get("/v1/diagnostics")
