@@ -78,4 +78,7 @@ def version() -> None:
 
 def help_(ctx: typer.Context) -> None:
     """Show all commands."""
-    typer.echo(ctx.find_root().get_help())
+    # With rich installed, typer prints the help itself and returns an empty string.
+    text = ctx.find_root().get_help()
+    if text:
+        typer.echo(text)
