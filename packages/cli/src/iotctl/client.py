@@ -9,6 +9,7 @@ import json
 import os
 import ssl
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -95,7 +96,7 @@ class DeviceApi:
         request = self._http.build_request(
             "GET", path, params=params, headers=self._auth(), timeout=timeout
         )
-        with self._transport_errors():
+        with _transport_errors(self.url, self._timeout.read):
             response = self._http.send(request, stream=True)
             try:
                 if response.status_code >= 400:
@@ -123,14 +124,11 @@ class DeviceApi:
         self, method: str, path: str, params: Params | None = None, body: Any = None
     ) -> httpx.Response:
         headers = self._auth()
-        with self._transport_errors():
+        with _transport_errors(self.url, self._timeout.read):
             response = self._http.request(method, path, params=params, json=body, headers=headers)
         if response.status_code >= 400:
             raise error_from_response(response.status_code, response.content)
         return response
-
-    def _transport_errors(self) -> _TransportErrors:
-        return _TransportErrors(self.url, self._timeout.read)
 
     def _json(self, response: httpx.Response) -> Any:
         if not response.content:
@@ -141,33 +139,19 @@ class DeviceApi:
             raise CliError(f"the agent at {self.url} sent a response that is not JSON") from None
 
 
-class _TransportErrors:
-    """Context manager mapping httpx transport failures to messages for people."""
-
-    def __init__(self, url: str, timeout: float | None) -> None:
-        self.url = url
-        self.timeout = timeout
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc is None or not isinstance(exc, httpx.TransportError):
-            return
-        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
-            raise unreachable(self.url) from None
-        if isinstance(exc, httpx.ReadTimeout):
-            raise CliError(
-                f"the agent at {self.url} did not answer within {self.timeout:g} s"
-            ) from None
-        if isinstance(exc, httpx.RemoteProtocolError):
-            raise CliError(f"the agent at {self.url} closed the connection: {exc}") from None
-        raise CliError(f"request to the agent at {self.url} failed: {exc}") from None
+@contextmanager
+def _transport_errors(url: str, timeout: float | None) -> Iterator[None]:
+    """Map httpx transport failures to messages for people."""
+    try:
+        yield
+    except (httpx.ConnectError, httpx.ConnectTimeout):
+        raise unreachable(url) from None
+    except httpx.ReadTimeout:
+        raise CliError(f"the agent at {url} did not answer within {timeout:g} s") from None
+    except httpx.RemoteProtocolError as exc:
+        raise CliError(f"the agent at {url} closed the connection: {exc}") from None
+    except httpx.TransportError as exc:
+        raise CliError(f"request to the agent at {url} failed: {exc}") from None
 
 
 def _record(line: str) -> dict[str, Any]:

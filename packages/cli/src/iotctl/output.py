@@ -8,6 +8,7 @@ no colour unless stdout is a terminal (rich's own detection, which also honours 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -29,8 +30,10 @@ def message(text: str) -> None:
     sys.stdout.write(text + "\n")
 
 
-def warn(text: str) -> None:
-    sys.stderr.write(text + "\n")
+def silence_stdout() -> None:
+    """After the reader of a pipe went away (`| head`), point stdout at /dev/null so that the
+    interpreter's final flush does not fail with a second BrokenPipeError."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _console() -> Console:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
@@ -21,6 +20,7 @@ def print_log_stream(open_stream: Callable[[], Iterator[dict[str, Any]]]) -> Non
     """Print each record as it arrives. Ctrl-C is the normal way to end a followed log, so
     it ends the command quietly with exit 0, as does a reader that went away (`| head`)."""
     from ..formatting import format_log_line
+    from ..output import silence_stdout
 
     try:
         for record in open_stream():
@@ -29,8 +29,7 @@ def print_log_stream(open_stream: Callable[[], Iterator[dict[str, Any]]]) -> Non
     except KeyboardInterrupt:
         pass
     except BrokenPipeError:
-        # Point stdout at /dev/null so the interpreter's final flush does not fail again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        silence_stdout()
 
 
 def logs(lines: LinesOption = 100, follow: FollowFlag = False) -> None:
