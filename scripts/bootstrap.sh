@@ -88,6 +88,9 @@ setup_python() {
     # Use the machine's python3; never download an interpreter.
     export UV_PYTHON=python3
     export UV_PYTHON_DOWNLOADS=never
+    # Compile bytecode at install: otherwise the first runs of iotctl and the agent pay for
+    # it (and every run does where PYTHONDONTWRITEBYTECODE is set).
+    export UV_COMPILE_BYTECODE=1
     if [ -f uv.lock ]; then
         "$UV_BOOT/bin/uv" sync --frozen --quiet
     else
