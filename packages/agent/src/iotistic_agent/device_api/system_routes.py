@@ -11,6 +11,7 @@ from .. import __version__
 from ..diagnostics import run_diagnostics
 from ..metrics_summary import metrics_summary
 from ..orchestrator.engine import EngineUnavailable
+from ..orchestrator.model import EngineSnapshot
 from ..orchestrator.status import applications_state
 from .context import ApiContext, api_context
 from .errors import ApiError
@@ -21,11 +22,19 @@ routes = web.RouteTableDef()
 _SETTLED = {"running": "Running", "paused": "Paused", "stopped": "Stopped"}
 
 
-async def _snapshot_or_none(ctx: ApiContext) -> Any:
+async def _snapshot_or_none(ctx: ApiContext) -> EngineSnapshot | None:
     try:
         return await ctx.engine.snapshot()
     except EngineUnavailable:
         return None
+
+
+def _services(ctx: ApiContext, snapshot: EngineSnapshot | None) -> list[dict[str, Any]]:
+    """Every service's state (as /v2/applications/state reports it), with its app id."""
+    state = applications_state(ctx.targets.current_target(), snapshot, ctx.reconciler.failures)
+    return [
+        {**s, "appId": app["appId"]} for app in state.values() for s in app["services"].values()
+    ]
 
 
 @routes.get("/v1/device")
@@ -33,8 +42,7 @@ async def device(request: web.Request) -> web.Response:
     ctx = api_context(request)
     identity = ctx.devices.identity()
     snapshot = await _snapshot_or_none(ctx)
-    state = applications_state(ctx.targets.current_target(), snapshot, ctx.reconciler.failures)
-    services = [s for app in state.values() for s in app["services"].values()]
+    services = _services(ctx, snapshot)
     failed = {"ImagePullBackOff", "ErrImagePull", "StartFailure", "CrashLoopBackOff"}
     endpoint = ctx.config.settings.CLOUD_API_ENDPOINT
     body = {
@@ -49,7 +57,7 @@ async def device(request: web.Request) -> web.Response:
         "engine": {"reachable": snapshot is not None},
         "targetVersion": ctx.targets.stored.version,
         "apps": {
-            "configured": len(state),
+            "configured": len(ctx.targets.current_target()),
             "services": len(services),
             "running": sum(1 for s in services if s["status"] == "Running"),
             "failed": sum(1 for s in services if s["status"] in failed),
@@ -68,24 +76,10 @@ async def device_name(request: web.Request) -> web.Response:
 @routes.get("/v2/state/status")
 async def state_status(request: web.Request) -> web.Response:
     ctx = api_context(request)
-    snapshot = await ctx.engine.snapshot()
-    state = applications_state(ctx.targets.current_target(), snapshot, ctx.reconciler.failures)
-    containers = [
-        {
-            "appId": app["appId"],
-            "serviceName": name,
-            "status": s["status"],
-            "containerId": s["containerId"],
-            "image": s["image"],
-        }
-        for app in state.values()
-        for name, s in app["services"].items()
-    ]
-    settled = all(
-        s["status"] == _SETTLED[s["targetState"]]
-        for app in state.values()
-        for s in app["services"].values()
-    )
+    services = _services(ctx, await ctx.engine.snapshot())
+    fields = ("appId", "serviceName", "status", "containerId", "image")
+    containers = [{f: s[f] for f in fields} for s in services]
+    settled = all(s["status"] == _SETTLED[s["targetState"]] for s in services)
     return web.json_response(
         {
             "status": "success",
@@ -98,10 +92,8 @@ async def state_status(request: web.Request) -> web.Response:
 @routes.get("/v2/containerId")
 async def container_id(request: web.Request) -> web.Response:
     ctx = api_context(request)
-    snapshot = await ctx.engine.snapshot()
-    state = applications_state(ctx.targets.current_target(), snapshot, ctx.reconciler.failures)
     pairs = [
-        (name, s["containerId"]) for app in state.values() for name, s in app["services"].items()
+        (s["serviceName"], s["containerId"]) for s in _services(ctx, await ctx.engine.snapshot())
     ]
     wanted = request.query.get("serviceName") or request.query.get("service")
     if wanted is None:
