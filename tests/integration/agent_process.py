@@ -132,7 +132,14 @@ def managed_containers(app_id: int | None = None) -> list[dict[str, Any]]:
     ids = dockerkit.docker(*args).stdout.split()
     if not ids:
         return []
-    result: list[dict[str, Any]] = json.loads(dockerkit.docker("inspect", *ids).stdout)
+    # A container may go between the listing and the inspect (the agent is replacing it):
+    # docker then exits 1 but still prints the ones it found.
+    proc = dockerkit.docker("inspect", *ids, check=False)
+    if proc.returncode != 0 and "No such object" not in proc.stderr:
+        raise dockerkit.DockerError(
+            ["docker", "inspect", *ids], proc.returncode, proc.stdout, proc.stderr
+        )
+    result: list[dict[str, Any]] = json.loads(proc.stdout or "[]")
     return result
 
 
