@@ -80,40 +80,32 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--services", type=int, default=10)
     count = parser.parse_args().services
-    with tempfile.TemporaryDirectory() as tmp:
-        registry = dockerkit.start_registry(Path(tmp) / "registry")
+    with tempfile.TemporaryDirectory() as tmp, dockerkit.local_test_images(Path(tmp)) as images:
+        dockerkit.docker("pull", images.v1)
+        dockerkit.remove_managed_objects()
+        baseline_python = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        time.sleep(1.0)
+        python_rss = rss_mb(baseline_python.pid)
+        baseline_python.kill()
+
+        docker_run_s = docker_run_baseline(images.v1, count)
+        agent = AgentProcess(Path(tmp) / "agent", interval_ms=30000, LOG_LEVEL="info").start()
+        assert agent.proc is not None
         try:
-            images = dockerkit.build_test_images(registry, Path(tmp) / "images")
-            dockerkit.docker("pull", images.v1)
-            dockerkit.remove_managed_objects()
-            baseline_python = subprocess.Popen(
-                [sys.executable, "-c", "import time; time.sleep(30)"]
-            )
-            time.sleep(1.0)
-            python_rss = rss_mb(baseline_python.pid)
-            baseline_python.kill()
+            idle_rss = settled_rss(agent.proc.pid)
+            started = time.perf_counter()
+            agent.set_target(n_services(images.v1, count))
+            wait_for(lambda: all_running(agent, count, images.v1), 120, 0.02)
+            agent_s = time.perf_counter() - started
 
-            docker_run_s = docker_run_baseline(images.v1, count)
-            agent = AgentProcess(Path(tmp) / "agent", interval_ms=30000, LOG_LEVEL="info").start()
-            assert agent.proc is not None
-            try:
-                idle_rss = settled_rss(agent.proc.pid)
-                started = time.perf_counter()
-                agent.set_target(n_services(images.v1, count))
-                wait_for(lambda: all_running(agent, count, images.v1), 120, 0.02)
-                agent_s = time.perf_counter() - started
-
-                busy_rss = settled_rss(agent.proc.pid)
-                started = time.perf_counter()
-                agent.set_target(n_services(images.v2, count))
-                wait_for(lambda: all_running(agent, count, images.v2), 180, 0.02)
-                update_s = time.perf_counter() - started
-            finally:
-                agent.stop()
-                dockerkit.remove_managed_objects()
+            busy_rss = settled_rss(agent.proc.pid)
+            started = time.perf_counter()
+            agent.set_target(n_services(images.v2, count))
+            wait_for(lambda: all_running(agent, count, images.v2), 180, 0.02)
+            update_s = time.perf_counter() - started
         finally:
-            dockerkit.remove_repository_images(f"{registry.host}/{dockerkit.TEST_REPOSITORY}")
-            registry.stop()
+            agent.stop()
+            dockerkit.remove_managed_objects()
 
     print(f"services: {count}")
     print(f"docker run -d x{count} (baseline): {docker_run_s:.2f} s")

@@ -152,42 +152,34 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=8)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        registry = dockerkit.start_registry(Path(tmp) / "registry")
+    with tempfile.TemporaryDirectory() as tmp, dockerkit.local_test_images(Path(tmp)) as images:
+        dockerkit.docker("pull", images.v1)
+        agent = AgentProcess(Path(tmp) / "agent", interval_ms=30000, LOG_LEVEL="info").start()
+        assert agent.proc is not None
+        pid = agent.proc.pid
         try:
-            images = dockerkit.build_test_images(registry, Path(tmp) / "images")
-            dockerkit.docker("pull", images.v1)
-            agent = AgentProcess(Path(tmp) / "agent", interval_ms=30000, LOG_LEVEL="info").start()
-            assert agent.proc is not None
-            pid = agent.proc.pid
-            try:
-                services = [svc(i + 1, f"s{i}", images.v1) for i in range(args.services)]
-                agent.set_target(target(app(APP_ID, *services, name="bench")))
-                wait_for(
-                    lambda: all_running(agent, args.services),
-                    120,
-                    0.1,
-                    f"services not all running; log tail:\n{agent.log()[-2000:]}",
-                )
-                rss_before = settled_rss(pid)
-                results: list[Result] = []
-                for clients, count in ((1, args.requests), (args.clients, args.requests * 2)):
-                    for path in ("/ping", "/v2/applications/state"):
-                        results.append(
-                            asyncio.run(measure(agent.url, path, agent.headers, count, clients))
-                        )
-                results.append(
-                    asyncio.run(measure(agent.url, "/v1/services", agent.headers, 500, 1))
-                )
-                rss_after = settled_rss(pid)
-                peak = proc_status_mb(pid, "VmHWM")
-                assert all_running(agent, args.services), "services stopped during the load"
-            finally:
-                agent.stop()
-                remove_bench_containers()
+            services = [svc(i + 1, f"s{i}", images.v1) for i in range(args.services)]
+            agent.set_target(target(app(APP_ID, *services, name="bench")))
+            wait_for(
+                lambda: all_running(agent, args.services),
+                120,
+                0.1,
+                f"services not all running; log tail:\n{agent.log()[-2000:]}",
+            )
+            rss_before = settled_rss(pid)
+            results: list[Result] = []
+            for clients, count in ((1, args.requests), (args.clients, args.requests * 2)):
+                for path in ("/ping", "/v2/applications/state"):
+                    results.append(
+                        asyncio.run(measure(agent.url, path, agent.headers, count, clients))
+                    )
+            results.append(asyncio.run(measure(agent.url, "/v1/services", agent.headers, 500, 1)))
+            rss_after = settled_rss(pid)
+            peak = proc_status_mb(pid, "VmHWM")
+            assert all_running(agent, args.services), "services stopped during the load"
         finally:
-            dockerkit.remove_repository_images(f"{registry.host}/{dockerkit.TEST_REPOSITORY}")
-            registry.stop()
+            agent.stop()
+            remove_bench_containers()
     print(f"services: {args.services}")
     report(results, (rss_before, rss_after, peak))
 

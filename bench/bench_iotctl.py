@@ -84,32 +84,26 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=20)
     runs = parser.parse_args().runs
-    with tempfile.TemporaryDirectory() as tmp:
-        registry = dockerkit.start_registry(Path(tmp) / "registry")
+    with tempfile.TemporaryDirectory() as tmp, dockerkit.local_test_images(Path(tmp)) as images:
+        dockerkit.remove_managed_objects()
+        agent = AgentProcess(Path(tmp) / "agent", interval_ms=30000, LOG_LEVEL="info").start()
         try:
-            images = dockerkit.build_test_images(registry, Path(tmp) / "images")
-            dockerkit.remove_managed_objects()
-            agent = AgentProcess(Path(tmp) / "agent", interval_ms=30000, LOG_LEVEL="info").start()
-            try:
-                services = [svc(i + 1, f"s{i}", images.v1) for i in range(3)]
-                agent.set_target(target(app(1001, *services)))
-                for i in range(3):
-                    agent.wait_status(1001, f"s{i}", "Running")
-                env = {k: v for k, v in agent.env.items() if k != "PYTHONDONTWRITEBYTECODE"}
-                env["DEVICE_API_URL"] = agent.url
-                results = {
-                    "baseline: python -c pass": measure([sys.executable, "-c", "pass"], env, runs),
-                    "iotctl status": measure([str(IOTCTL), "status"], env, runs),
-                    "iotctl apps list --json": measure(
-                        [str(IOTCTL), "apps", "list", "--json"], env, runs
-                    ),
-                }
-            finally:
-                agent.stop()
-                dockerkit.remove_managed_objects()
+            services = [svc(i + 1, f"s{i}", images.v1) for i in range(3)]
+            agent.set_target(target(app(1001, *services)))
+            for i in range(3):
+                agent.wait_status(1001, f"s{i}", "Running")
+            env = {k: v for k, v in agent.env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+            env["DEVICE_API_URL"] = agent.url
+            results = {
+                "baseline: python -c pass": measure([sys.executable, "-c", "pass"], env, runs),
+                "iotctl status": measure([str(IOTCTL), "status"], env, runs),
+                "iotctl apps list --json": measure(
+                    [str(IOTCTL), "apps", "list", "--json"], env, runs
+                ),
+            }
         finally:
-            dockerkit.remove_repository_images(f"{registry.host}/{dockerkit.TEST_REPOSITORY}")
-            registry.stop()
+            agent.stop()
+            dockerkit.remove_managed_objects()
 
     baseline = results["baseline: python -c pass"].median_ms
     print(f"runs: {runs} (after {WARM_UP_RUNS} warm-up runs each)")

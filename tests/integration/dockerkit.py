@@ -14,7 +14,8 @@ import tarfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -311,6 +312,17 @@ def build_test_images(registry: LocalRegistry, workdir: Path) -> ImageSet:
     for ref in images.pushed:
         remove_local_image(ref)
     return images
+
+
+@contextmanager
+def local_test_images(workdir: Path) -> Iterator[ImageSet]:
+    """A registry with the test images for a benchmark, removed again afterwards."""
+    registry = start_registry(workdir / "registry")
+    try:
+        yield build_test_images(registry, workdir / "images")
+    finally:
+        remove_repository_images(f"{registry.host}/{TEST_REPOSITORY}")
+        registry.stop()
 
 
 def remove_repository_images(repository: str) -> None:
