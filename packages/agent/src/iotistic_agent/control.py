@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Sequence
 
 from .orchestrator.engine import Engine, StartError
-from .orchestrator.model import ServiceKey, ServiceSpec
+from .orchestrator.model import EngineSnapshot, ServiceKey, ServiceSpec
 from .orchestrator.reconciler import Reconciler
 from .store.target_store import TargetStore
 
@@ -37,10 +37,10 @@ class Control:
             self._targets.clear_overrides([key])
             self._reconciler.forget_failures([key])
             snapshot = await self._engine.snapshot()
+            spec = self._spec(key)
             for c in snapshot.containers_of(key):
                 if c.status in ("running", "paused", "restarting"):
                     await self._engine.stop_container(c.id, 10)
-                spec = self._spec(key)
                 if spec is not None and c.config_hash == spec.config_hash:
                     # A container that will not start again is the service's StartFailure,
                     # which the next pass records with its backoff; not the caller's error.
@@ -58,18 +58,20 @@ class Control:
     async def purge_app(self, app_id: int) -> None:
         """Remove the app's containers and its volumes (its data); it then comes back empty."""
         async with self._reconciler.exclusive():
-            await self._remove_containers(app_id)
-            snapshot = await self._engine.snapshot()
+            snapshot = await self._remove_containers(app_id)
+            # Removing containers leaves the volume list as it was in that snapshot.
             for name, owner in snapshot.volumes.items():
                 if owner == app_id:
                     await self._engine.remove_volume(name)
 
-    async def _remove_containers(self, app_id: int) -> None:
+    async def _remove_containers(self, app_id: int) -> EngineSnapshot:
+        """Stop and remove the app's containers; returns the snapshot it worked from."""
         snapshot = await self._engine.snapshot()
         for c in snapshot.containers:
             if c.app_id == app_id:
                 await self._engine.stop_container(c.id, 10)
                 await self._engine.remove_container(c.id)
+        return snapshot
 
     def _spec(self, key: ServiceKey) -> ServiceSpec | None:
         app = self._targets.current_target().get(key[0])

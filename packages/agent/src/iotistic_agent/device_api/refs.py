@@ -17,6 +17,7 @@ class ServiceRef:
     app: AppSpec
     spec: ServiceSpec
     container: ContainerInfo | None
+    snapshot: EngineSnapshot  # the one the reference was resolved against
 
     @property
     def app_id(self) -> int:
@@ -47,7 +48,7 @@ async def resolve_ref(ctx: ApiContext, ref: str) -> ServiceRef:
         names = ", ".join(f"{a.app_id}/{s.service_name}" for a, s in matches)
         raise ApiError(409, "conflict", f"{ref!r} is ambiguous: {names}; use <appId>/<service>")
     app, spec = matches[0]
-    return ServiceRef(app, spec, current_container(spec, snapshot))
+    return ServiceRef(app, spec, current_container(spec, snapshot), snapshot)
 
 
 def _match(

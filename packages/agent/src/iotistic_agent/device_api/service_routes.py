@@ -35,7 +35,7 @@ async def list_services(request: web.Request) -> web.Response:
 async def get_service(request: web.Request) -> web.Response:
     ctx = api_context(request)
     found = await resolve_ref(ctx, request.match_info["ref"])
-    return web.json_response(service_info(ctx, found.app, found.spec, await ctx.engine.snapshot()))
+    return web.json_response(service_info(ctx, found.app, found.spec, found.snapshot))
 
 
 @routes.post("/v1/services/{ref}/{action:stop|start|restart}")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..orchestrator.model import AppSpec, EngineSnapshot, PortBinding, ServiceSpec
-from ..orchestrator.status import current_container, current_failure, iso, service_state
+from ..orchestrator.model import AppSpec, EngineSnapshot, PortBinding, ServiceSpec, current_failure
+from ..orchestrator.status import current_container, iso, service_state
 from .context import ApiContext
 from .refs import short_ref
 

@@ -237,6 +237,15 @@ class FailureRecord:
         return self.reason
 
 
+def current_failure(
+    spec: ServiceSpec, failures: Mapping[ServiceKey, FailureRecord]
+) -> FailureRecord | None:
+    """The service's failure record if it belongs to this target: a changed service starts
+    with a clean slate."""
+    record = failures.get(spec.key)
+    return record if record is not None and record.config_hash == spec.config_hash else None
+
+
 @dataclass(frozen=True)
 class PlanContext:
     now: float

@@ -23,6 +23,7 @@ from .model import (
     PlanContext,
     ServiceKey,
     ServiceSpec,
+    current_failure,
 )
 from .steps import (
     CreateNetwork,
@@ -96,15 +97,10 @@ class _AppPlan:
     ctx: PlanContext
     target_images: frozenset[str]
     steps: list[Step] = field(default_factory=list)
-    wanted_images: set[str] = field(default_factory=set)
     fetch_for: dict[str, list[ServiceKey]] = field(default_factory=dict)
 
     def failure(self, spec: ServiceSpec) -> FailureRecord | None:
-        record = self.ctx.failures.get(spec.key)
-        # Failures belong to one target: a changed service starts with a clean slate.
-        if record is None or record.config_hash != spec.config_hash:
-            return None
-        return record
+        return current_failure(spec, self.ctx.failures)
 
     def needs_new_container(self, spec: ServiceSpec) -> bool:
         return spec.state != "stopped" and not any(

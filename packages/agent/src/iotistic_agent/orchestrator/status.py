@@ -6,7 +6,15 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from .model import AppSpec, ContainerInfo, EngineSnapshot, FailureRecord, ServiceKey, ServiceSpec
+from .model import (
+    AppSpec,
+    ContainerInfo,
+    EngineSnapshot,
+    FailureRecord,
+    ServiceKey,
+    ServiceSpec,
+    current_failure,
+)
 
 _CONTAINER_STATUS = {
     "created": "Installed",
@@ -39,13 +47,6 @@ def applications_state(
             )
         apps[str(app.app_id)] = {"appId": app.app_id, "appName": app.app_name, "services": services}
     return apps
-
-
-def current_failure(
-    spec: ServiceSpec, failures: Mapping[ServiceKey, FailureRecord]
-) -> FailureRecord | None:
-    record = failures.get(spec.key)
-    return record if record is not None and record.config_hash == spec.config_hash else None
 
 
 def current_container(spec: ServiceSpec, snapshot: EngineSnapshot | None) -> ContainerInfo | None:

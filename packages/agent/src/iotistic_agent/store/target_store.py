@@ -29,11 +29,14 @@ class TargetStore:
         self._conn = conn
         self._stored = self._load()
         self._declared = normalise_target(self._stored.target)
+        # This store is the only writer of the overrides: read them once, keep them here.
+        rows = conn.execute("SELECT app_id, service_name, state FROM service_override")
+        self._overrides = {(r["app_id"], r["service_name"]): r["state"] for r in rows}
         self._normalised = self._apply_overrides(self._declared)
         # Specs seen in this process, by config hash: lets the logs say why a container
         # is being replaced.
         self._specs_by_hash: dict[str, ServiceSpec] = {}
-        self._remember(self._normalised)
+        self._remember(self._declared)
 
     def _remember(self, target: Mapping[int, AppSpec]) -> None:
         for app in target.values():
@@ -69,8 +72,7 @@ class TargetStore:
     # --- local overrides (iotctl apps/services stop) -----------------------------------
 
     def overrides(self) -> dict[ServiceKey, str]:
-        rows = self._conn.execute("SELECT app_id, service_name, state FROM service_override")
-        return {(r["app_id"], r["service_name"]): r["state"] for r in rows}
+        return dict(self._overrides)
 
     def set_stopped(self, keys: list[ServiceKey]) -> None:
         """Keep these services stopped until started again or their target changes."""
@@ -85,6 +87,7 @@ class TargetStore:
                 "config_hash) VALUES (?, ?, 'stopped', ?)",
                 rows,
             )
+        self._overrides.update({(app_id, name): "stopped" for app_id, name, _ in rows})
         self._normalised = self._apply_overrides(self._declared)
 
     def clear_overrides(self, keys: list[ServiceKey]) -> None:
@@ -92,6 +95,8 @@ class TargetStore:
             self._conn.executemany(
                 "DELETE FROM service_override WHERE app_id = ? AND service_name = ?", keys
             )
+        for key in keys:
+            self._overrides.pop(key, None)
         self._normalised = self._apply_overrides(self._declared)
 
     def _drop_stale_overrides(self) -> None:
@@ -108,7 +113,7 @@ class TargetStore:
             self.clear_overrides(stale)
 
     def _apply_overrides(self, declared: Mapping[int, AppSpec]) -> dict[int, AppSpec]:
-        stopped = {key for key, state in self.overrides().items() if state == "stopped"}
+        stopped = {key for key, state in self._overrides.items() if state == "stopped"}
         if not stopped:
             return dict(declared)
         result = {}
