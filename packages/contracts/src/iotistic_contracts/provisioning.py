@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
 from typing import Annotated, Final, Literal, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from .sealed import SealedBox, SealedBoxError, load_public_key, open_sealed, seal
+from .timestamps import Timestamp
 
 _MAC_RE: Final = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}", re.IGNORECASE)
 _KEY_ID_RE: Final = re.compile(r"[A-Za-z0-9._-]{1,128}")
@@ -55,16 +55,6 @@ def _check_public_key(value: str) -> str:
     return value
 
 
-def _check_timestamp(value: str) -> str:
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise ValueError("must be an ISO 8601 timestamp") from exc
-    if parsed.tzinfo is None:
-        raise ValueError("must be an ISO 8601 timestamp with a time zone")
-    return value
-
-
 DeviceUuid = Annotated[str, AfterValidator(normalize_uuid)]
 KeyId = Annotated[str, AfterValidator(_check_key_id)]
 PublicKeyPem = Annotated[
@@ -98,7 +88,7 @@ class KeyExchangeRequest(_Wire):
 class KeyExchangeResponse(_Wire):
     apiPublicKey: PublicKeyPem
     keyId: KeyId
-    expiresAt: Annotated[str, AfterValidator(_check_timestamp)]
+    expiresAt: Timestamp
 
 
 class RegistrationData(_Wire):
