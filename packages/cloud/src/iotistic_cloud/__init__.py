@@ -1,0 +1,1 @@
+"""Iotistic cloud: provisioning, target states and reported states of a device fleet."""
