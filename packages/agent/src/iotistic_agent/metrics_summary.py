@@ -12,15 +12,20 @@ def metrics_summary(data_dir: Path) -> dict[str, Any]:
 
     memory = psutil.virtual_memory()
     try:
-        storage: float | None = psutil.disk_usage(str(data_dir)).percent
+        disk = psutil.disk_usage(str(data_dir))
+        storage: dict[str, Any] = {
+            "storagePercent": disk.percent,
+            "storageUsedBytes": disk.used,
+            "storageTotalBytes": disk.total,
+        }
     except OSError:
-        storage = None
+        storage = {"storagePercent": None, "storageUsedBytes": None, "storageTotalBytes": None}
     return {
         # Since the previous call: the first answer after start-up is 0.0.
         "cpuPercent": psutil.cpu_percent(interval=None),
         "memoryPercent": memory.percent,
         "memoryUsedBytes": memory.total - memory.available,
         "memoryTotalBytes": memory.total,
-        "storagePercent": storage,
+        **storage,
         "uptimeSeconds": int(time.time() - psutil.boot_time()),
     }

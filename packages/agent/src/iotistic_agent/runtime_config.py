@@ -20,6 +20,9 @@ DESCRIPTIONS = {
     "RECONCILIATION_INTERVAL_MS": "milliseconds between two reconciliation passes (>= 100)",
     "CLOUD_API_ENDPOINT": "cloud API URL (http or https), empty for none",
     "DEVICE_NAME": "human-readable device name",
+    "POLL_INTERVAL_MS": "milliseconds between two polls of the cloud's target state (>= 100)",
+    "REPORT_INTERVAL_MS": "milliseconds between two state reports to the cloud (>= 100)",
+    "METRICS_INTERVAL_MS": "milliseconds between two full state reports to the cloud (>= 100)",
 }
 
 Applier = Callable[[AgentSettings], None]

@@ -12,15 +12,12 @@ from ..diagnostics import run_diagnostics
 from ..metrics_summary import metrics_summary
 from ..orchestrator.engine import EngineUnavailable
 from ..orchestrator.model import EngineSnapshot
-from ..orchestrator.status import applications_state
+from ..orchestrator.status import applications_state, is_settled
 from .context import ApiContext, api_context
 from .errors import ApiError
 from .params import json_object
 
 routes = web.RouteTableDef()
-
-_SETTLED = {"running": "Running", "paused": "Paused", "stopped": "Stopped"}
-
 
 async def _snapshot_or_none(ctx: ApiContext) -> EngineSnapshot | None:
     try:
@@ -79,7 +76,7 @@ async def state_status(request: web.Request) -> web.Response:
     services = _services(ctx, await ctx.engine.snapshot())
     fields = ("appId", "serviceName", "status", "containerId", "image")
     containers = [{f: s[f] for f in fields} for s in services]
-    settled = all(s["status"] == _SETTLED[s["targetState"]] for s in services)
+    settled = all(is_settled(s) for s in services)
     return web.json_response(
         {
             "status": "success",

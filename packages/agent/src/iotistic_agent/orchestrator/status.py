@@ -27,6 +27,15 @@ _CONTAINER_STATUS = {
 }
 
 
+# The status a service shows once it matches its target state.
+SETTLED_STATUS = {"running": "Running", "paused": "Paused", "stopped": "Stopped"}
+
+
+def is_settled(service: Mapping[str, Any]) -> bool:
+    """True when a service's reported status (see ``service_state``) matches its target."""
+    return bool(service["status"] == SETTLED_STATUS.get(service["targetState"]))
+
+
 def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 

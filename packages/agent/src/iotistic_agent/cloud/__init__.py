@@ -1,0 +1,1 @@
+"""Cloud sync: poll the target state, report the current state, survive outages."""
