@@ -26,6 +26,15 @@ class AgentSettings(BaseModel):
     DEVICE_NAME: str | None = Field(default=None, max_length=128)
     DOCKER_HOST: str | None = None
     CLOUD_API_ENDPOINT: str | None = None
+    # Cloud sync (spec defaults). The backoff and circuit figures are the spec's too; they
+    # are settable so that a test (or an impatient fleet) can shorten them.
+    POLL_INTERVAL_MS: int = Field(default=60000, ge=100, le=86_400_000)
+    REPORT_INTERVAL_MS: int = Field(default=10000, ge=100, le=86_400_000)
+    METRICS_INTERVAL_MS: int = Field(default=300000, ge=100, le=86_400_000)
+    CLOUD_BACKOFF_BASE_MS: int = Field(default=15000, ge=10, le=3_600_000)
+    CLOUD_BACKOFF_MAX_MS: int = Field(default=900000, ge=10, le=86_400_000)
+    CLOUD_CIRCUIT_COOLDOWN_MS: int = Field(default=300000, ge=10, le=86_400_000)
+    REPORT_QUEUE_MAX: int = Field(default=1000, ge=1, le=1_000_000)
 
     @field_validator("CLOUD_API_ENDPOINT", mode="before")
     @classmethod
