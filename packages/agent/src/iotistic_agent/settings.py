@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 
 class AgentSettings(BaseModel):
@@ -26,6 +26,10 @@ class AgentSettings(BaseModel):
     DEVICE_NAME: str | None = Field(default=None, max_length=128)
     DOCKER_HOST: str | None = None
     CLOUD_API_ENDPOINT: str | None = None
+    # Provisioning. The key is a secret: SecretStr keeps it out of repr, str() and dumps.
+    PROVISIONING_API_KEY: SecretStr | None = Field(default=None, repr=False)
+    REQUIRE_PROVISIONING: bool = False
+    DEVICE_TYPE: str | None = Field(default=None, min_length=1, max_length=255)
     # Cloud sync (spec defaults). The backoff and circuit figures are the spec's too; they
     # are settable so that a test (or an impatient fleet) can shorten them.
     POLL_INTERVAL_MS: int = Field(default=60000, ge=100, le=86_400_000)
@@ -50,6 +54,21 @@ class AgentSettings(BaseModel):
             raise ValueError("must be an http:// or https:// URL")
         return value.strip().rstrip("/")
 
+    @field_validator("PROVISIONING_API_KEY", "DEVICE_TYPE", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `PROVISIONING_API_KEY=` in a compose file means "no key", not an empty one.
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
+
+    @field_validator("REQUIRE_PROVISIONING", mode="before")
+    @classmethod
+    def _empty_is_false(cls, value: object) -> object:
+        if isinstance(value, str):
+            return value.strip() or False
+        return value
+
     @field_validator("LOG_LEVEL", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
@@ -58,7 +77,7 @@ class AgentSettings(BaseModel):
         level = value.strip().lower()
         return "warn" if level == "warning" else level
 
-    @field_validator("DEVICE_NAME")
+    @field_validator("DEVICE_NAME", "DEVICE_TYPE")
     @classmethod
     def _printable(cls, value: str | None) -> str | None:
         if value is not None and not value.isprintable():
