@@ -1,6 +1,6 @@
 """What the device reports: the full picture, and the diff against the previous report.
 
-Pure functions over JSON-ready dicts; the field names are ``iotistic_contracts.sync.DeviceReport``'s.
+Pure functions over JSON-ready dicts, named as ``iotistic_contracts.sync.DeviceReport``.
 """
 
 from __future__ import annotations
@@ -74,8 +74,6 @@ def diff_fields(previous: Mapping[str, Any], current: Mapping[str, Any]) -> dict
 
 
 def _diff_apps(previous: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
-    changed: dict[str, Any] = {
-        key: app for key, app in current.items() if previous.get(key) != app
-    }
+    changed: dict[str, Any] = {key: app for key, app in current.items() if previous.get(key) != app}
     changed.update({key: None for key in previous if key not in current})
     return changed

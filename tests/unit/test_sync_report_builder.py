@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from iotistic_contracts.sync import StateReport
-
 from iotistic_agent.cloud.report_builder import device_fields, diff_fields
+from iotistic_contracts.sync import StateReport
 
 UUID = "3f2a0c1e-0000-4000-8000-000000000001"
 

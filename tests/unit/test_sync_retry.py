@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from iotistic_agent.cloud.retry import (
     CIRCUIT_THRESHOLD,
     ConnectionMonitor,

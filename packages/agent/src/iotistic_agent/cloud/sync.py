@@ -1,0 +1,137 @@
+"""Cloud sync for one provisioned device: the poll loop and the report loop, side by side."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..provisioning.http import cloud_session
+from ..store.device import CloudCredentials
+from ..store.sync_store import SyncStore
+from ..store.target_store import TargetStore
+from .client import SyncClient
+from .poller import TargetPoller
+from .reporter import StateReporter
+from .retry import ConnectionMonitor, RetryGate, RetryPolicy
+
+log = logging.getLogger("iotistic.cloud")
+
+
+@dataclass(frozen=True)
+class SyncTiming:
+    poll_interval_s: float = 60.0
+    report_interval_s: float = 10.0
+    full_report_every_s: float = 300.0
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+class CloudSync:
+    """Runs until cancelled; the loops fail alone and keep going (they never raise)."""
+
+    def __init__(
+        self,
+        credentials: CloudCredentials,
+        targets: TargetStore,
+        store: SyncStore,
+        collect: Callable[[], Awaitable[dict[str, Any]]],
+        on_new_target: Callable[[], None],
+        timing: SyncTiming,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.credentials = credentials
+        self._targets = targets
+        self._store = store
+        self._collect = collect
+        self._on_new_target = on_new_target
+        self._timing = timing
+        self._clock = clock
+        self.monitor = ConnectionMonitor()
+        self.poll_gate = RetryGate(timing.policy, clock)
+        self.report_gate = RetryGate(timing.policy, clock)
+        self.poller: TargetPoller | None = None
+        self.reporter: StateReporter | None = None
+
+    def poll_now(self) -> None:
+        if self.poller is not None:
+            self.poller.poll_now()
+
+    def set_timing(self, poll_interval_s: float, report_interval_s: float) -> None:
+        if self.poller is not None:
+            self.poller.interval_s = poll_interval_s
+            self.poller.poll_now()
+        if self.reporter is not None:
+            self.reporter.interval_s = report_interval_s
+            self.reporter.report_now()
+
+    async def run(self) -> None:
+        creds = self.credentials
+        async with cloud_session(creds.ca_cert, creds.verify_tls) as session:
+            client = SyncClient(session, creds)
+            self.poller = TargetPoller(
+                client,
+                self._targets,
+                self._store,
+                self.poll_gate,
+                self.monitor,
+                self._on_new_target,
+                self._timing.poll_interval_s,
+                self._clock,
+            )
+            self.reporter = StateReporter(
+                client,
+                self._store,
+                self.report_gate,
+                self.monitor,
+                self._collect,
+                self._timing.report_interval_s,
+                self._timing.full_report_every_s,
+                self._clock,
+            )
+            log.info("cloud sync started with %s", creds.endpoint)
+            async with asyncio.TaskGroup() as group:
+                group.create_task(_forever("poll", self.poller.run))
+                group.create_task(_forever("report", self.reporter.run))
+
+    def status(self) -> dict[str, Any]:
+        now = self._clock()
+
+        def ago(at: float | None) -> float | None:
+            return None if at is None else round(now - at, 3)
+
+        poller, reporter = self.poller, self.reporter
+        return {
+            "state": self.monitor.state,
+            "endpoint": self.credentials.endpoint,
+            "consecutiveFailures": self.monitor.consecutive_failures,
+            "lastPollSecondsAgo": ago(poller.last_success_at if poller else None),
+            "lastReportSecondsAgo": ago(reporter.last_success_at if reporter else None),
+            "reportsSent": reporter.sent if reporter else 0,
+            "reportsQueued": self._store.queued(),
+            "poll": self.poll_gate.describe(),
+            "report": self.report_gate.describe(),
+        }
+
+
+async def _forever(name: str, loop: Callable[[], Awaitable[None]]) -> None:
+    """A bug in one loop is logged and the loop starts again; it never stops the agent."""
+    while True:
+        try:
+            await loop()
+        except Exception:
+            log.exception("cloud %s loop failed; restarting it in 5 s", name)
+            await asyncio.sleep(5)
+        else:
+            return
+
+
+async def stop_task(task: asyncio.Task[None] | None) -> None:
+    if task is None or task.done():
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
