@@ -24,6 +24,7 @@ from .factory_reset import wipe_device
 from .logs.ring import LogRing
 from .orchestrator.docker import DockerEngine
 from .orchestrator.reconciler import Reconciler
+from .provisioning.service import Provisioner, when_provisioned
 from .runtime_config import RuntimeConfig
 from .settings import AgentSettings
 from .store.config_store import ConfigStore
@@ -46,6 +47,14 @@ async def run_agent(env_settings: AgentSettings, log_ring: LogRing) -> Outcome:
     settings = config.settings
     set_log_level(settings.LOG_LEVEL)
     identity = devices.ensure_identity(settings.DEVICE_NAME)
+    provisioner = Provisioner(
+        devices,
+        lambda: config.settings,
+        settings.data_dir,
+        # Cloud sync will listen here, so that it starts right after provisioning.
+        on_provisioned=lambda credentials: None,
+        on_deprovisioned=lambda: None,
+    )
     targets = TargetStore(conn)
     engine = DockerEngine(settings.DOCKER_HOST)
     reconciler = Reconciler(
@@ -55,10 +64,15 @@ async def run_agent(env_settings: AgentSettings, log_ring: LogRing) -> Outcome:
         interval_s=settings.RECONCILIATION_INTERVAL_MS / 1000,
     )
 
+    applied = [settings]
+
     def apply_config(new: AgentSettings) -> None:
         set_log_level(new.LOG_LEVEL)
         reconciler.set_interval(new.RECONCILIATION_INTERVAL_MS / 1000)
-        devices.set_name(new.DEVICE_NAME)
+        # Only a change of DEVICE_NAME renames: any other change must keep the cloud's name.
+        if new.DEVICE_NAME != applied[0].DEVICE_NAME:
+            devices.set_name(new.DEVICE_NAME)
+        applied[0] = new
         log.info("configuration applied")
 
     config.subscribe(apply_config)
@@ -81,6 +95,7 @@ async def run_agent(env_settings: AgentSettings, log_ring: LogRing) -> Outcome:
             log_ring=log_ring,
             request_restart=lambda: finish("restart"),
             request_factory_reset=lambda: finish("factory-reset"),
+            provisioner=provisioner,
         ),
         api_key=load_or_create_key(settings.data_dir),
     )
@@ -102,13 +117,20 @@ async def run_agent(env_settings: AgentSettings, log_ring: LogRing) -> Outcome:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, finish, "stop")
-    reconcile_task = asyncio.create_task(reconciler.run(), name="reconciler")
+    tasks = {
+        asyncio.create_task(provisioner.run(), name="provisioning"),
+        asyncio.create_task(
+            when_provisioned(provisioner, settings.REQUIRE_PROVISIONING, reconciler.run),
+            name="reconciler",
+        ),
+    }
     try:
         await stop.wait()
         log.info("stopping for %s", outcome[0])
     finally:
-        reconcile_task.cancel()
-        await asyncio.wait({reconcile_task}, timeout=SHUTDOWN_GRACE_S)
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_S)
         await runner.cleanup()
         if outcome[0] == "factory-reset":
             conn.close()

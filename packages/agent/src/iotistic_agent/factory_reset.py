@@ -10,6 +10,7 @@ from .device_api.auth import key_path
 from .orchestrator.engine import Engine
 from .orchestrator.model import AppSpec, FailureRecord, ServiceKey, ServiceSpec
 from .orchestrator.reconciler import Reconciler
+from .provisioning.files import device_key_path
 
 log = logging.getLogger("iotistic.agent")
 
@@ -43,6 +44,9 @@ async def wipe_device(engine: Engine, database_path: Path, data_dir: Path) -> No
         database_path.with_name(database_path.name + "-wal"),
         database_path.with_name(database_path.name + "-shm"),
         key_path(data_dir),
+        device_key_path(data_dir),
     ):
         path.unlink(missing_ok=True)
-    log.warning("factory reset done: containers, networks, volumes, database and identity removed")
+    log.warning(
+        "factory reset done: containers, networks, volumes, database, keys and identity removed"
+    )

@@ -9,6 +9,7 @@ from . import (
     app_routes,
     config_routes,
     log_routes,
+    provisioning_routes,
     service_routes,
     state_routes,
     system_routes,
@@ -26,7 +27,15 @@ def create_app(context: ApiContext, api_key: str) -> web.Application:
         middlewares=[json_errors, auth_middleware(api_key)], client_max_size=MAX_BODY_BYTES
     )
     app[CONTEXT_KEY] = context
-    modules = (state_routes, app_routes, service_routes, config_routes, system_routes, log_routes)
+    modules = (
+        state_routes,
+        app_routes,
+        service_routes,
+        config_routes,
+        system_routes,
+        log_routes,
+        provisioning_routes,
+    )
     for module in modules:
         app.add_routes(module.routes)
     return app

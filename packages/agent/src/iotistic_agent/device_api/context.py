@@ -12,6 +12,7 @@ from ..control import Control
 from ..logs.ring import LogRing
 from ..orchestrator.engine import Engine
 from ..orchestrator.reconciler import Reconciler
+from ..provisioning.service import Provisioner
 from ..runtime_config import RuntimeConfig
 from ..store.device import DeviceStore
 from ..store.target_store import TargetStore
@@ -30,6 +31,7 @@ class ApiContext:
     # Ask the composition root to shut down and start again (restart), or to wipe first.
     request_restart: Callable[[], None] | None = None
     request_factory_reset: Callable[[], None] | None = None
+    provisioner: Provisioner | None = None
 
 
 CONTEXT_KEY = web.AppKey("iotistic_context", ApiContext)
