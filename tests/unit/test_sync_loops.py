@@ -4,6 +4,8 @@ server can fail on demand, so that every outage path is deterministic."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -271,6 +273,39 @@ async def test_queued_reports_survive_an_agent_restart(
     await again.report_once()
     assert [r["sequence"] for r in fake.reports] == [1, 2, 3, 4]
     assert [r["full"] for r in fake.reports] == [True, False, False, True]
+
+
+async def test_the_sequence_continues_after_a_clean_stop(
+    tmp_path: Path, cloud: tuple[FakeCloud, str], session: aiohttp.ClientSession
+) -> None:
+    fake, endpoint = cloud
+    db = tmp_path / "d.sqlite"
+    clock = Clock()
+    first, _, _ = make_reporter(
+        session, endpoint, SyncStore(open_database(db), 100), clock, Device()
+    )
+    task = asyncio.create_task(first.run())
+    await wait_until(lambda: len(fake.reports) >= 1)
+    for sent in (1, 2):
+        clock.now += 10
+        first.report_now()
+        await wait_until(lambda sent=sent: len(fake.reports) > sent)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    again, _, _ = make_reporter(
+        session, endpoint, SyncStore(open_database(db), 100), Clock(), Device()
+    )
+    await again.report_once()
+    assert [r["sequence"] for r in fake.reports] == [1, 2, 3, 4]
+    assert fake.reports[-1]["full"] is True
+
+
+async def wait_until(condition: Any) -> None:
+    async with asyncio.timeout(5):
+        # Polling a plain condition: the fake cloud has no event to wait on.
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
 
 
 async def test_a_full_queue_drops_the_oldest_and_the_next_report_is_full(

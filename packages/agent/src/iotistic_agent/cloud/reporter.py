@@ -19,6 +19,8 @@ from .retry import ConnectionMonitor, RetryGate
 
 log = logging.getLogger("iotistic.cloud.report")
 
+SEQUENCE_KEY = "report_sequence"
+
 Collect = Callable[[], Awaitable[dict[str, Any]]]
 
 
@@ -47,8 +49,8 @@ class StateReporter:
         self._baseline: dict[str, Any] | None = None
         self._last_full_at = 0.0
         self._last_built_at: float | None = None
-        # Continues after what is still queued from before a restart.
-        self._sequence = store.max_sequence()
+        # Continues after the previous process (its last number, or what it left queued).
+        self._sequence = max(store.max_sequence(), int(store.get(SEQUENCE_KEY) or 0))
         self._wake = asyncio.Event()
         self.sent = 0
         self.last_success_at: float | None = None
@@ -57,9 +59,18 @@ class StateReporter:
         self._wake.set()
 
     async def run(self) -> None:
-        while True:
-            await self.report_once()
-            await self._wait_for_next()
+        try:
+            while True:
+                await self.report_once()
+                await self._wait_for_next()
+        finally:
+            # Saved on the way out (and with every full report), not per report: a healthy
+            # device should not write to its flash every ten seconds. After a hard kill the
+            # numbers may repeat, which the cloud accepts because a first report is full.
+            self._save_sequence()
+
+    def _save_sequence(self) -> None:
+        self._store.put(SEQUENCE_KEY, str(self._sequence))
 
     async def _wait_for_next(self) -> None:
         now = self._clock()
@@ -96,6 +107,7 @@ class StateReporter:
         self._baseline = fields
         if full:
             self._last_full_at = now
+            self._save_sequence()
         return self._sequence, json.dumps({self._client.uuid: report}, separators=(",", ":"))
 
     def _may_send(self) -> bool:
