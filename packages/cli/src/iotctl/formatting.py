@@ -135,15 +135,30 @@ def status_pairs(device: Mapping[str, Any], url: str) -> Pairs:
     ]
 
 
-def provision_pairs(device: Mapping[str, Any]) -> Pairs:
-    cloud = device.get("cloud") or {}
-    return [
-        ("Device", text(device.get("uuid"))),
-        ("Provisioned", text(bool(device.get("provisioned")))),
-        ("State", text(device.get("provisioningState"))),
-        ("Cloud endpoint", text(cloud.get("endpoint"))),
-        ("Cloud", text(cloud.get("state"))),
+def provision_pairs(state: Mapping[str, Any]) -> Pairs:
+    """`provision status`, from GET /v1/provision."""
+    if state.get("inProgress"):
+        summary = "in progress"
+    else:
+        summary = "provisioned" if state.get("provisioned") else "not provisioned"
+    pairs = [
+        ("Device", text(state.get("uuid"))),
+        ("State", summary),
+        ("Device ID", text(state.get("deviceId"))),
+        ("Name", text(state.get("deviceName"))),
+        ("Type", text(state.get("deviceType"))),
+        ("Cloud endpoint", text(state.get("apiEndpoint"))),
+        ("Registered", text(state.get("registeredAt"))),
+        ("MQTT broker", text(state.get("mqttBrokerUrl"))),
+        ("MQTT user", text(state.get("mqttUsername"))),
     ]
+    if state.get("deprovisionedAt") and not state.get("provisioned"):
+        pairs.append(("Deprovisioned", text(state.get("deprovisionedAt"))))
+    if state.get("lastError"):
+        pairs.append(("Last error", text(state.get("lastError"))))
+    if state.get("nextAttemptAt"):
+        pairs.append(("Next attempt", text(state.get("nextAttemptAt"))))
+    return pairs
 
 
 # --- apps and services -------------------------------------------------------------------
