@@ -1,0 +1,97 @@
+"""The admin API: provisioning keys, devices, targets, report history (admin token only)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from iotistic_contracts.provisioning import DeviceUuid
+
+from ..services.keys import NewKey
+from ..services.targets import parse_target
+from ..views import (
+    CreatedKeyView,
+    DeviceDetail,
+    DeviceSummary,
+    KeyView,
+    ReportView,
+    TargetUpdateView,
+    created_key_view,
+    device_detail,
+    device_summary,
+    key_view,
+    report_view,
+)
+from .auth import require_admin
+from .state import cloud_of
+
+MAX_REPORTS_PER_PAGE: Final = 1000
+router = APIRouter(prefix="/api/admin/v1", tags=["admin"], dependencies=[Depends(require_admin)])
+
+# The target body is read raw: parse_target_state also rejects duplicate JSON keys.
+_TARGET_BODY: Final[dict[str, Any]] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TargetState"}}},
+    }
+}
+
+
+@router.post("/keys", status_code=201)
+async def create_key(body: NewKey, request: Request) -> CreatedKeyView:
+    cloud = cloud_of(request)
+    now = cloud.clock()
+    created = await cloud.keys.create(body, now)
+    return created_key_view(created.record, created.key, now)
+
+
+@router.get("/keys")
+async def list_keys(request: Request) -> list[KeyView]:
+    cloud = cloud_of(request)
+    now = cloud.clock()
+    return [key_view(key, now) for key in await cloud.keys.list()]
+
+
+@router.delete("/keys/{key_id}", status_code=204)
+async def revoke_key(key_id: int, request: Request) -> Response:
+    cloud = cloud_of(request)
+    await cloud.keys.revoke(key_id, cloud.clock())
+    return Response(status_code=204)
+
+
+@router.get("/devices")
+async def list_devices(request: Request) -> list[DeviceSummary]:
+    cloud = cloud_of(request)
+    now, offline_after = cloud.clock(), cloud.settings.offline_after_s
+    return [device_summary(d, now, offline_after) for d in await cloud.devices.list()]
+
+
+@router.get("/devices/{uuid}")
+async def show_device(uuid: DeviceUuid, request: Request) -> DeviceDetail:
+    cloud = cloud_of(request)
+    device = await cloud.devices.get(uuid)
+    return device_detail(device, cloud.clock(), cloud.settings.offline_after_s)
+
+
+@router.put("/devices/{uuid}/target", openapi_extra=_TARGET_BODY)
+async def set_target(uuid: DeviceUuid, request: Request) -> TargetUpdateView:
+    cloud = cloud_of(request)
+    target = parse_target(await request.body())
+    update = await cloud.targets.set_target(uuid, target, cloud.clock())
+    return TargetUpdateView(uuid=uuid, version=update.version, changed=update.changed)
+
+
+@router.delete("/devices/{uuid}", status_code=204)
+async def delete_device(uuid: DeviceUuid, request: Request) -> Response:
+    await cloud_of(request).devices.delete(uuid)
+    return Response(status_code=204)
+
+
+@router.get("/devices/{uuid}/reports")
+async def device_reports(
+    uuid: DeviceUuid,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=MAX_REPORTS_PER_PAGE)] = 100,
+) -> list[ReportView]:
+    reports = await cloud_of(request).reports.history(uuid, limit)
+    return [report_view(report) for report in reports]

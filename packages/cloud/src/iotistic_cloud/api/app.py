@@ -1,0 +1,52 @@
+"""The application factory: ``create_app(settings)`` for uvicorn, tests and the CLI's serve."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from ..admin_token import admin_token
+from ..clock import Clock, utc_now
+from ..composition import build_cloud
+from ..db.engine import Database
+from ..db.migrate import upgrade
+from ..limits import MAX_BODY_BYTES
+from ..settings import Settings
+from . import admin_routes, device_routes, health_routes, provisioning_routes
+from .body_limit import BodyLimitMiddleware
+from .errors import install_error_handlers
+
+
+def create_app(
+    settings: Settings,
+    *,
+    database: Database | None = None,
+    clock: Clock = utc_now,
+    migrate_on_start: bool = True,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> FastAPI:
+    """``database``: share one (tests); otherwise the app owns one and disposes of it."""
+    cloud = build_cloud(settings, database, clock)
+    token = admin_token(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if migrate_on_start:
+            await upgrade(cloud.database.engine)
+        try:
+            yield
+        finally:
+            if database is None:
+                await cloud.database.dispose()
+
+    # No /docs or /redoc: they load their scripts from a CDN. /openapi.json stays.
+    app = FastAPI(title="iotistic-cloud", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.cloud = cloud
+    app.state.admin_token = token
+    install_error_handlers(app)
+    for module in (health_routes, provisioning_routes, device_routes, admin_routes):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    return app

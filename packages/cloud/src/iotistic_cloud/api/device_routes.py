@@ -1,0 +1,51 @@
+"""Routes a device calls with its own API key: poll the target, report state, deprovision."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel
+
+from ..services.reports import decode_body, parse_report
+from ..services.targets import etag_matches
+from .auth import bearer_token
+from .state import cloud_of
+
+router = APIRouter(prefix="/api/v1/device", tags=["device"])
+
+
+class ReportAck(BaseModel):
+    status: Literal["accepted", "duplicate"]
+    sequence: int
+
+
+@router.get("/{uuid}/state")
+async def poll_target(uuid: str, request: Request) -> Response:
+    """The hot path: one indexed read; a 304 sends no body and serialises nothing."""
+    cloud = cloud_of(request)
+    result = await cloud.targets.poll(bearer_token(request), uuid, cloud.clock())
+    headers = {"ETag": result.etag, "Cache-Control": "no-cache"}
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None and etag_matches(if_none_match, result.etag):
+        return Response(status_code=304, headers=headers)
+    return Response(result.body, media_type="application/json", headers=headers)
+
+
+@router.patch("/state")
+async def report_state(request: Request) -> ReportAck:
+    """Body: StateReport (optionally gzip); see contracts/sync.py for full and diff reports."""
+    cloud = cloud_of(request)
+    # Authenticated before the body is read, so nobody else can make the cloud inflate gzip.
+    device_uuid = await cloud.reports.authenticate(bearer_token(request))
+    raw = decode_body(await request.body(), request.headers.get("content-encoding"))
+    report = parse_report(raw, device_uuid)
+    outcome = await cloud.reports.apply(device_uuid, report, cloud.clock())
+    return ReportAck(status=outcome.status, sequence=outcome.sequence)
+
+
+@router.delete("/{uuid}", status_code=204)
+async def deprovision(uuid: str, request: Request) -> Response:
+    cloud = cloud_of(request)
+    await cloud.devices.deprovision(bearer_token(request), uuid)
+    return Response(status_code=204)

@@ -1,0 +1,1 @@
+"""The ``iotistic-cloud`` command line: serve the API and administer the fleet."""

@@ -1,0 +1,50 @@
+"""Failures a caller can act on. The API maps each kind to an HTTP status, the CLI to exit 1.
+
+Messages are shown to the caller as they are: they never contain a secret.
+"""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    def __init__(self, message: str, errors: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        # Per-field problems ({"field", "message"}) when the input had several.
+        self.errors = errors
+
+
+class InvalidInput(ServiceError):
+    """The request is malformed or inconsistent (400)."""
+
+
+class Unauthorized(ServiceError):
+    """A key or token is missing, unknown or no longer valid (401)."""
+
+
+class Forbidden(ServiceError):
+    """Authenticated, but not allowed to do this (403)."""
+
+
+class NotFound(ServiceError):
+    """No such device, key or route (404)."""
+
+
+class Conflict(ServiceError):
+    """The request clashes with the current state, e.g. a device registered twice (409)."""
+
+
+class Gone(ServiceError):
+    """A one-time resource was used or expired (410)."""
+
+
+class TooLarge(ServiceError):
+    """A body is over its size limit, before or after decompression (413)."""
+
+
+class UnsupportedEncoding(ServiceError):
+    """A Content-Encoding the cloud does not accept (415)."""
+
+
+class TooManyRequests(ServiceError):
+    """A bounded resource is full; retry later (429)."""

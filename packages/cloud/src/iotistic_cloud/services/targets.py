@@ -1,0 +1,132 @@
+"""Target states: what each device must run, versioned, served to polls with an ETag."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from iotistic_contracts.errors import TargetStateError, parse_target_state
+from iotistic_contracts.sync import MAX_TARGET_VERSION, TargetResponse
+from iotistic_contracts.target_state import TargetState
+from sqlalchemy import update
+
+from ..db.engine import Database
+from ..db.models import Device
+from .device_auth import find_device, mark_seen, require_own, seen_is_stale
+from .errors import Conflict, InvalidInput, NotFound
+from .validation import check_storable
+
+ETAG_HASH_CHARS: Final = 20
+_SET_ATTEMPTS: Final = 5
+
+
+@dataclass(frozen=True)
+class RenderedTarget:
+    state: dict[str, Any]
+    state_hash: str
+    version: int
+    etag: str
+    body: str
+
+
+@dataclass(frozen=True)
+class TargetUpdate:
+    version: int
+    changed: bool
+
+
+@dataclass(frozen=True)
+class PollResult:
+    etag: str
+    body: str
+
+
+def make_etag(version: int, state_hash: str) -> str:
+    # Strong and quoted (RFC 9110); the version alone would repeat after a database reset.
+    return f'"{version}-{state_hash[:ETAG_HASH_CHARS]}"'
+
+
+def render_target(device_uuid: str, target: TargetState, version: int) -> RenderedTarget:
+    """Everything stored for one target version, the poll body included."""
+    state = target.model_dump(mode="json", exclude_unset=True)
+    state.setdefault("apps", {})
+    state.setdefault("config", {})
+    check_storable(state, "invalid target state")
+    # Through the wire model, so the body is exactly what devices parse.
+    response = TargetResponse.model_validate({device_uuid: {**state, "version": version}})
+    state_hash = target.state_hash()
+    return RenderedTarget(
+        state=state,
+        state_hash=state_hash,
+        version=version,
+        etag=make_etag(version, state_hash),
+        body=response.model_dump_json(exclude_unset=True),
+    )
+
+
+def etag_matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110 If-None-Match: ``*`` or a list of tags, compared weakly (``W/`` ignored)."""
+    wanted = etag.removeprefix("W/")
+    for candidate in if_none_match.split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate.removeprefix("W/") == wanted:
+            return True
+    return False
+
+
+def parse_target(raw: bytes | str | dict[str, Any]) -> TargetState:
+    try:
+        return parse_target_state(raw)
+    except TargetStateError as exc:
+        raise InvalidInput(exc.message, exc.errors) from None
+
+
+class TargetService:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def set_target(
+        self, device_uuid: str, target: TargetState, now: datetime
+    ) -> TargetUpdate:
+        """Store ``target``; the version moves only when the state really changed."""
+        new_hash = target.state_hash()
+        for _ in range(_SET_ATTEMPTS):
+            async with self._db.sessions() as session, session.begin():
+                device = await session.get(Device, device_uuid)
+                if device is None:
+                    raise NotFound(f"device {device_uuid} does not exist")
+                if device.target_hash == new_hash:
+                    return TargetUpdate(version=device.target_version, changed=False)
+                if device.target_version >= MAX_TARGET_VERSION:
+                    raise Conflict("target version is at its maximum")
+                rendered = render_target(device_uuid, target, device.target_version + 1)
+                # Compare-and-set on the version: two admins saving at once both get a version.
+                result = await session.execute(
+                    update(Device)
+                    .where(Device.uuid == device_uuid)
+                    .where(Device.target_version == device.target_version)
+                    .values(**target_columns(rendered), target_updated_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+                if result.rowcount == 1:  # type: ignore[attr-defined]
+                    return TargetUpdate(version=rendered.version, changed=True)
+        raise Conflict("the target changed concurrently too often; try again")
+
+    async def poll(self, api_key: str, requested_uuid: str, now: datetime) -> PollResult:
+        async with self._db.engine.connect() as conn:
+            row = await find_device(conn, api_key, Device.target_etag, Device.target_body)
+        require_own(row.uuid, requested_uuid)
+        if seen_is_stale(row.last_seen, now):
+            await mark_seen(self._db, row.uuid, now)
+        return PollResult(etag=row.target_etag, body=row.target_body)
+
+
+def target_columns(rendered: RenderedTarget) -> dict[str, Any]:
+    return {
+        "target_state": rendered.state,
+        "target_hash": rendered.state_hash,
+        "target_version": rendered.version,
+        "target_etag": rendered.etag,
+        "target_body": rendered.body,
+    }
