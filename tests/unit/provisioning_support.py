@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import random
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -215,6 +216,16 @@ async def start_cloud(cloud: FakeCloud, port: int | None = None) -> TestServer:
     await server.start_server()
     cloud.url = str(server.make_url("")).rstrip("/")
     return server
+
+
+@contextlib.asynccontextmanager
+async def running_cloud() -> AsyncIterator[FakeCloud]:
+    cloud = FakeCloud()
+    server = await start_cloud(cloud)
+    try:
+        yield cloud
+    finally:
+        await server.close()
 
 
 @dataclasses.dataclass

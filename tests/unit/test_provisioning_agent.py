@@ -26,7 +26,7 @@ from provisioning_support import (
     PROVISIONING_KEY,
     FakeCloud,
     free_port,
-    start_cloud,
+    running_cloud,
 )
 from test_provisioning_store import registration
 
@@ -118,12 +118,8 @@ def imported(stderr: str, module: str) -> bool:
 
 @pytest.fixture
 async def cloud() -> AsyncIterator[FakeCloud]:
-    fake = FakeCloud()
-    server = await start_cloud(fake)
-    try:
+    async with running_cloud() as fake:
         yield fake
-    finally:
-        await server.close()
 
 
 async def test_an_agent_without_a_provisioning_key_never_loads_cryptography(

@@ -25,6 +25,7 @@ from provisioning_support import (
     error,
     free_port,
     make_device,
+    running_cloud,
     start_cloud,
     wait_until,
 )
@@ -34,12 +35,8 @@ SECRETS = (PROVISIONING_KEY, DEVICE_API_KEY, MQTT_PASSWORD)
 
 @pytest.fixture
 async def cloud() -> AsyncIterator[FakeCloud]:
-    fake = FakeCloud()
-    server = await start_cloud(fake)
-    try:
+    async with running_cloud() as fake:
         yield fake
-    finally:
-        await server.close()
 
 
 def assert_nothing_stored(device: Device) -> None:

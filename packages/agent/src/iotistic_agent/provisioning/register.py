@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -37,16 +36,9 @@ from .errors import InvalidProvisioningRequest, describe_invalid
 from .host_info import mac_address, os_version
 from .http import CloudError, cloud_session
 from .keys import load_or_create_device_key
+from .request import ProvisionRequest
 
 log = logging.getLogger("iotistic.provisioning")
-
-
-@dataclass(frozen=True)
-class ProvisionRequest:
-    endpoint: str
-    provisioning_key: str = field(repr=False)
-    device_name: str | None
-    device_type: str | None
 
 
 async def register_device(

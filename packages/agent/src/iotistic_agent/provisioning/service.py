@@ -20,10 +20,8 @@ import random
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import urlsplit
+from typing import Any
 
 from ..orchestrator.status import iso
 from ..settings import AgentSettings
@@ -31,27 +29,13 @@ from ..store.device import CloudCredentials, DeviceStore
 from .backoff import Backoff
 from .errors import InvalidProvisioningRequest, ProvisioningConflict
 from .http import DEFAULT_TIMEOUT_S, CloudError
-
-if TYPE_CHECKING:
-    from .register import ProvisionRequest
+from .request import ProvisionRequest, check_endpoint, check_key, check_text
 
 log = logging.getLogger("iotistic.provisioning")
-
-MIN_KEY_CHARS: Final = 16
-MAX_KEY_CHARS: Final = 256
-MAX_TEXT_CHARS: Final = 255
 
 
 def _ignore(*_: object) -> None:
     pass
-
-
-@dataclass(frozen=True)
-class _Input:
-    endpoint: str
-    key: str = field(repr=False)
-    name: str | None
-    device_type: str | None
 
 
 class Provisioner:
@@ -210,7 +194,7 @@ class Provisioner:
             finally:
                 self._next_attempt_at = None
 
-    def _automatic_input(self) -> _Input | None:
+    def _automatic_input(self) -> ProvisionRequest | None:
         settings = self._settings()
         identity = self._devices.identity()
         if identity.provisioned or settings.PROVISIONING_API_KEY is None:
@@ -234,19 +218,17 @@ class Provisioner:
 
     # --- one attempt -------------------------------------------------------------------------
 
-    async def _attempt(self, wanted: _Input) -> None:
+    async def _attempt(self, wanted: ProvisionRequest) -> None:
         """Register and store (one transaction); keeps lastError for the status."""
         uuid = self._devices.identity().uuid
         log.info("provisioning device %s with the cloud at %s", uuid, wanted.endpoint)
         try:
             from .register import register_device  # cryptography: only now
 
-            registration = await register_device(
-                uuid, self._request(wanted), self._data_dir, self._timeout_s
-            )
+            registration = await register_device(uuid, wanted, self._data_dir, self._timeout_s)
             self._devices.save_registration(registration)
         except CloudError as exc:
-            message = _redact(exc.message, wanted.key)
+            message = _redact(exc.message, wanted.provisioning_key)
             what = "the cloud refused provisioning" if exc.status else "provisioning failed"
             self._last_error = f"{what}: {message}"
             log.warning("%s", self._last_error)
@@ -271,11 +253,6 @@ class Provisioner:
         if credentials is not None:
             self._notify(self._on_provisioned, credentials)
 
-    def _request(self, wanted: _Input) -> ProvisionRequest:
-        from .register import ProvisionRequest
-
-        return ProvisionRequest(wanted.endpoint, wanted.key, wanted.name, wanted.device_type)
-
     def _notify(self, callback: Callable[..., None], *args: Any) -> None:
         # The registration is stored; a listener's failure must not turn it into an error.
         try:
@@ -295,64 +272,26 @@ class Provisioner:
 
     def _input(
         self, key: str, api_url: str | None, name: str | None, device_type: str | None
-    ) -> _Input:
-        key = _key(key)  # first: the most likely mistake
+    ) -> ProvisionRequest:
+        key = check_key(key)  # first: the most likely mistake
         settings = self._settings()
         identity = self._devices.identity()
-        endpoint = _endpoint(api_url) if api_url is not None else settings.CLOUD_API_ENDPOINT
+        endpoint = check_endpoint(api_url) if api_url is not None else settings.CLOUD_API_ENDPOINT
         if endpoint is None:
             raise InvalidProvisioningRequest(
                 "no cloud API endpoint: give apiEndpoint (iotctl provision --api URL) or set "
                 "CLOUD_API_ENDPOINT"
             )
-        return _Input(
+        return ProvisionRequest(
             endpoint=endpoint,
-            key=key,
-            name=_text("deviceName", name) if name is not None else identity.name,
+            provisioning_key=key,
+            device_name=check_text("deviceName", name) if name is not None else identity.name,
             device_type=(
-                _text("deviceType", device_type)
+                check_text("deviceType", device_type)
                 if device_type is not None
                 else settings.DEVICE_TYPE or identity.device_type
             ),
         )
-
-
-def _key(key: str) -> str:
-    # The key is never echoed, not even in an error message.
-    key = key.strip()
-    if not MIN_KEY_CHARS <= len(key) <= MAX_KEY_CHARS:
-        raise InvalidProvisioningRequest(
-            f"the provisioning key must be {MIN_KEY_CHARS} to {MAX_KEY_CHARS} characters long"
-        )
-    if not key.isprintable() or any(c.isspace() for c in key):
-        raise InvalidProvisioningRequest(
-            "the provisioning key must not contain spaces or control characters"
-        )
-    return key
-
-
-def _endpoint(url: str) -> str:
-    url = url.strip()
-    problem = InvalidProvisioningRequest("apiEndpoint must be an http:// or https:// URL")
-    if not url.isprintable() or any(c.isspace() for c in url):
-        raise problem
-    try:
-        parsed = urlsplit(url)
-        parsed.port  # noqa: B018 - raises ValueError on a port out of range
-    except ValueError:
-        raise problem from None
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise problem
-    return url.rstrip("/")
-
-
-def _text(name: str, value: str) -> str:
-    value = value.strip()
-    if not 1 <= len(value) <= MAX_TEXT_CHARS or not value.isprintable():
-        raise InvalidProvisioningRequest(
-            f"{name} must be 1 to {MAX_TEXT_CHARS} printable characters"
-        )
-    return value
 
 
 def _redact(text: str, secret: str) -> str:
