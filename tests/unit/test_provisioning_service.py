@@ -7,6 +7,7 @@ import logging
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -153,7 +154,10 @@ async def test_each_cloud_error_is_surfaced_and_nothing_is_stored(
     with pytest.raises(CloudError) as caught:
         await device.provisioner.provision(PROVISIONING_KEY, cloud.url)
     assert caught.value.status == status
-    assert caught.value.message == f"the cloud refused provisioning: {message}"
+    if status < 500:
+        assert caught.value.message == f"the cloud refused provisioning: {message}"
+    else:
+        assert caught.value.message == f"the cloud failed to provision (HTTP {status}): {message}"
     assert caught.value.refused is (status < 500)
     assert device.provisioner.status()["lastError"] == caught.value.message
     assert_nothing_stored(device)
@@ -331,6 +335,7 @@ async def test_a_refused_device_key_is_reported_and_nothing_changes(
     )
     assert device.devices.cloud_credentials() is not None
     assert device.deprovisioned == []
+    assert device.provisioner.status()["lastError"] == f"deprovisioning failed: {caught.value}"
 
 
 async def test_deprovision_with_the_cloud_unreachable_changes_nothing(
@@ -375,6 +380,33 @@ async def test_automatic_provisioning_retries_with_backoff_until_the_cloud_appea
     assert device.devices.identity().provisioned is True
     assert device.provisioner.status()["lastError"] is None
     assert all(d <= 0.16 for d in recorded.delays)
+
+
+async def test_an_unexpected_failure_is_logged_and_retried(
+    tmp_path: Path,
+    cloud: FakeCloud,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from iotistic_agent.provisioning import register
+
+    real = register.register_device
+    calls: list[int] = []
+
+    async def flaky(*args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("bug in a dependency")
+        return await real(*args)
+
+    monkeypatch.setattr(register, "register_device", flaky)
+    recorded = RecordingBackoff(base_s=0.01, max_s=0.04)
+    env = {"PROVISIONING_API_KEY": PROVISIONING_KEY, "CLOUD_API_ENDPOINT": cloud.url}
+    device = make_device(tmp_path, env, recorded)
+    await asyncio.wait_for(device.provisioner.run(), 10)
+    assert device.devices.identity().provisioned is True
+    assert len(calls) == 2 and recorded.refused == [False]
+    assert "automatic provisioning attempt failed" in caplog.text
 
 
 async def test_a_refused_key_is_retried_at_the_cap_interval(

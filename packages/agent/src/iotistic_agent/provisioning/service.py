@@ -133,7 +133,8 @@ class Provisioner:
             try:
                 deleted = await delete_registration(credentials, self._timeout_s)
             except CloudError as exc:
-                log.warning("deprovisioning failed: %s", exc.message)
+                self._last_error = f"deprovisioning failed: {exc.message}"
+                log.warning("%s", self._last_error)
                 raise
             self._devices.mark_deprovisioned(int(self._clock()))
             self._provisioned.clear()
@@ -175,6 +176,7 @@ class Provisioner:
                 return
             except Exception:  # a loop never dies: log it, back off, try again
                 failures += 1
+                refused = False
                 log.exception("automatic provisioning attempt failed")
                 delay = self._backoff.delay(failures, self._rand)
             self._next_attempt_at = self._clock() + delay
@@ -229,8 +231,12 @@ class Provisioner:
             self._devices.save_registration(registration)
         except CloudError as exc:
             message = _redact(exc.message, wanted.provisioning_key)
-            what = "the cloud refused provisioning" if exc.status else "provisioning failed"
-            self._last_error = f"{what}: {message}"
+            if exc.refused:
+                self._last_error = f"the cloud refused provisioning: {message}"
+            elif exc.status is not None:
+                self._last_error = f"the cloud failed to provision (HTTP {exc.status}): {message}"
+            else:
+                self._last_error = f"provisioning failed: {message}"
             log.warning("%s", self._last_error)
             raise CloudError(self._last_error, exc.status) from None
         except InvalidProvisioningRequest as exc:
