@@ -11,6 +11,7 @@ from typing import Any, Final
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 
 from ..services import errors as svc
@@ -72,6 +73,15 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # Not the client's fault and usually brief (restart, failover, a busy SQLite file):
+    # 503 tells devices and load balancers to retry.
+    log.warning(
+        "database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__
+    )
+    return error_response(503, "database unavailable; try again later")
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     # The traceback goes to the log; the client learns nothing about internals.
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -82,4 +92,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(svc.ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    for kind in (OperationalError, InterfaceError, OSError, TimeoutError):
+        app.add_exception_handler(kind, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected)

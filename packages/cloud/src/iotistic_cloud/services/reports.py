@@ -78,16 +78,19 @@ def parse_report(raw: bytes, device_uuid: str) -> DeviceReport:
 
 
 class ReportService:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, history_per_device: int = HISTORY_PER_DEVICE) -> None:
         self._db = database
+        self._keep = history_per_device
 
     async def authenticate(self, api_key: str) -> str:
         async with self._db.engine.connect() as conn:
             return str((await find_device(conn, api_key)).uuid)
 
     async def apply(self, device_uuid: str, report: DeviceReport, now: datetime) -> ReportOutcome:
+        # Checked before the JSON dump, which would turn an infinite number into null.
+        # Keyed like the request, so field paths read the same as validation errors.
+        check_storable({device_uuid: report.model_dump(exclude_unset=True)}, "invalid state report")
         body = report.model_dump(mode="json", exclude_unset=True)
-        check_storable(body, "invalid state report")
         for _ in range(_APPLY_ATTEMPTS):
             async with self._db.sessions() as session, session.begin():
                 outcome = await self._apply_once(session, device_uuid, report, body, now)
@@ -144,7 +147,7 @@ class ReportService:
             )
         )
         await session.flush()
-        await _prune(session, device_uuid)
+        await _prune(session, device_uuid, self._keep)
         return ReportOutcome("accepted", report.sequence)
 
     async def history(self, device_uuid: str, limit: int) -> list[ReportRow]:
@@ -163,12 +166,12 @@ class ReportService:
         return rows
 
 
-async def _prune(session: AsyncSession, device_uuid: str) -> None:
+async def _prune(session: AsyncSession, device_uuid: str, keep: int) -> None:
     oldest_kept = (
         select(ReportRow.id)
         .where(ReportRow.device_uuid == device_uuid)
         .order_by(ReportRow.id.desc())
-        .offset(HISTORY_PER_DEVICE - 1)
+        .offset(keep - 1)
         .limit(1)
         .scalar_subquery()
     )

@@ -49,10 +49,11 @@ def make_etag(version: int, state_hash: str) -> str:
 
 def render_target(device_uuid: str, target: TargetState, version: int) -> RenderedTarget:
     """Everything stored for one target version, the poll body included."""
+    # Checked before the JSON dump, which would turn an infinite number into null.
+    check_storable(target.model_dump(exclude_unset=True), "invalid target state")
     state = target.model_dump(mode="json", exclude_unset=True)
     state.setdefault("apps", {})
     state.setdefault("config", {})
-    check_storable(state, "invalid target state")
     # Through the wire model, so the body is exactly what devices parse.
     response = TargetResponse.model_validate({device_uuid: {**state, "version": version}})
     state_hash = target.state_hash()

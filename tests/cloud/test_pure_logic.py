@@ -1,0 +1,93 @@
+"""Pure helpers: report merging, ETag matching, durations, secret hashing."""
+
+from __future__ import annotations
+
+import pytest
+from iotistic_cloud.cli.durations import parse_duration
+from iotistic_cloud.services.report_merge import merge_report
+from iotistic_cloud.services.targets import etag_matches, make_etag
+from iotistic_cloud.tokens import mqtt_password_hash, mqtt_password_matches, new_token, token_hash
+from iotistic_contracts.sealed import (
+    generate_private_key,
+    load_private_key,
+    private_key_pem,
+    public_key_pem,
+)
+
+
+def test_full_report_replaces_and_drops_bookkeeping() -> None:
+    stored = {"apps": {"1": {"appId": 1}}, "cpu_usage": 5}
+    full = {"full": True, "sequence": 9, "reportedAt": "t", "apps": {"2": {"appId": 2}, "3": None}}
+    assert merge_report(stored, full) == {"reportedAt": "t", "apps": {"2": {"appId": 2}}}
+
+
+def test_diff_merges_fields_and_apps() -> None:
+    stored = {"apps": {"1": {"appId": 1}, "2": {"appId": 2}}, "cpu_usage": 5, "uptime": 1}
+    diff = {"sequence": 3, "apps": {"2": None, "4": {"appId": 4}}, "uptime": 2, "temperature": None}
+    assert merge_report(stored, diff) == {
+        "apps": {"1": {"appId": 1}, "4": {"appId": 4}},
+        "cpu_usage": 5,
+        "uptime": 2,
+    }
+    assert stored["apps"] == {"1": {"appId": 1}, "2": {"appId": 2}}, "input left untouched"
+
+
+def test_diff_without_a_stored_state() -> None:
+    assert merge_report(None, {"sequence": 1, "apps": {"1": None}, "uptime": 3}) == {
+        "apps": {},
+        "uptime": 3,
+    }
+
+
+@pytest.mark.parametrize(
+    ("header", "matches"),
+    [
+        ('"1-abc"', True),
+        ('W/"1-abc"', True),
+        ('"0-x", "1-abc"', True),
+        ("*", True),
+        ('"1-abcd"', False),
+        ('"1-ab"', False),
+        ("1-abc", False),
+        ("", False),
+    ],
+)
+def test_etag_matching(header: str, matches: bool) -> None:
+    assert etag_matches(header, '"1-abc"') is matches
+
+
+def test_etag_is_quoted_and_carries_the_version() -> None:
+    assert make_etag(7, "f" * 64) == '"7-' + "f" * 20 + '"'
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("3600", 3600), ("3600s", 3600), ("30m", 1800), ("1h", 3600), ("7d", 604800), (" 2H ", 7200)],
+)
+def test_durations(text: str, seconds: int) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "0", "1w", "1h30m", "-5", "1.5h", "h"])
+def test_invalid_durations(text: str) -> None:
+    with pytest.raises(ValueError, match="invalid duration"):
+        parse_duration(text)
+
+
+def test_token_hashes() -> None:
+    token = new_token()
+    assert len(token) == 43
+    assert token_hash(token) == token_hash(token) != token_hash(new_token())
+    stored = mqtt_password_hash(token)
+    assert stored.startswith("$7$1000$")
+    assert mqtt_password_matches(token, stored)
+    assert not mqtt_password_matches(token + "x", stored)
+    assert not mqtt_password_matches(token, "$6$garbage")
+    assert mqtt_password_hash(token) != stored, "salted"
+
+
+def test_trusted_private_key_load_gives_the_same_key() -> None:
+    """The cloud reads its own exchange keys back with trusted=True (no RSA re-validation)."""
+    key = generate_private_key()
+    loaded = load_private_key(private_key_pem(key), trusted=True)
+    assert public_key_pem(loaded) == public_key_pem(key)

@@ -1,0 +1,222 @@
+"""State reports: full, diff, duplicates, gzip, limits, history."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from typing import Any
+
+import httpx
+from iotistic_cloud.composition import Cloud
+from iotistic_cloud.services.reports import ReportService
+from iotistic_contracts.sync import MAX_REPORT_BYTES, DeviceReport
+from sqlalchemy import text
+
+from tests.cloud.device_kit import ADMIN, REPORT, SimDevice, provision, report
+
+APP_1 = {"appId": 1, "appName": "one", "services": {}}
+APP_2 = {"appId": 2, "appName": "two", "services": {}}
+
+
+async def send(
+    client: httpx.AsyncClient, device: SimDevice, body: Any, **headers: str
+) -> httpx.Response:
+    return await client.patch(REPORT, json=body, headers={**device.auth, **headers})
+
+
+async def send_raw(
+    client: httpx.AsyncClient, device: SimDevice, raw: bytes, encoding: str | None = None
+) -> httpx.Response:
+    headers = {**device.auth, "Content-Type": "application/json"}
+    if encoding is not None:
+        headers["Content-Encoding"] = encoding
+    return await client.patch(REPORT, content=raw, headers=headers)
+
+
+async def reported(client: httpx.AsyncClient, device: SimDevice) -> Any:
+    shown = await client.get(f"/api/admin/v1/devices/{device.uuid}", headers=ADMIN)
+    return shown.json()["reportedState"]
+
+
+async def test_full_then_diffs(client: httpx.AsyncClient, key: str) -> None:
+    device = await provision(client, key)
+    full = report(device.uuid, 1, full=True, apps={"1": APP_1, "2": APP_2}, cpu_usage=10)
+    answer = await send(client, device, full)
+    assert answer.json() == {"status": "accepted", "sequence": 1}
+    assert await reported(client, device) == {
+        "reportedAt": "2026-11-25T12:00:00+00:00",
+        "apps": {"1": APP_1, "2": APP_2},
+        "cpu_usage": 10.0,
+    }
+
+    # A diff: changed fields only, an app removed with null, another one changed.
+    app_1_v2 = {**APP_1, "appName": "one-renamed"}
+    diff = report(device.uuid, 2, apps={"1": app_1_v2, "2": None}, temperature=51.5)
+    assert (await send(client, device, diff)).json() == {"status": "accepted", "sequence": 2}
+    assert await reported(client, device) == {
+        "reportedAt": "2026-11-25T12:00:00+00:00",
+        "apps": {"1": app_1_v2},
+        "cpu_usage": 10.0,
+        "temperature": 51.5,
+    }
+
+    # A new full report replaces everything, whatever came before.
+    again = report(device.uuid, 3, full=True, apps={}, memory_usage=100)
+    await send(client, device, again)
+    assert await reported(client, device) == {
+        "reportedAt": "2026-11-25T12:00:00+00:00",
+        "apps": {},
+        "memory_usage": 100.0,
+    }
+
+
+async def test_duplicate_diff_is_not_applied(client: httpx.AsyncClient, key: str) -> None:
+    device = await provision(client, key)
+    await send(client, device, report(device.uuid, 5, full=True, cpu_usage=1))
+    for sequence in (5, 4):
+        answer = await send(client, device, report(device.uuid, sequence, cpu_usage=99))
+        assert answer.status_code == 200
+        assert answer.json() == {"status": "duplicate", "sequence": sequence}
+    assert (await reported(client, device))["cpu_usage"] == 1.0
+    # A full report with a lower sequence is a restarted device: accepted.
+    restart = await send(client, device, report(device.uuid, 0, full=True, cpu_usage=2))
+    assert restart.json() == {"status": "accepted", "sequence": 0}
+    assert (await reported(client, device))["cpu_usage"] == 2.0
+
+
+async def test_gzip_report(client: httpx.AsyncClient, key: str) -> None:
+    device = await provision(client, key)
+    body = json.dumps(report(device.uuid, 1, full=True, uptime=12)).encode()
+    answer = await send_raw(client, device, gzip.compress(body), "gzip")
+    assert answer.json() == {"status": "accepted", "sequence": 1}
+    assert (await reported(client, device))["uptime"] == 12.0
+
+
+async def test_gzip_bomb_is_stopped(client: httpx.AsyncClient, key: str) -> None:
+    device = await provision(client, key)
+    # About 1 KiB on the wire, 20 MiB inflated: refused after MAX_REPORT_BYTES.
+    bomb = gzip.compress(b" " * (20 * 1024 * 1024))
+    assert len(bomb) < 64 * 1024
+    answer = await send_raw(client, device, bomb, "gzip")
+    assert answer.status_code == 413
+    assert answer.json() == {
+        "error": f"report is larger than {MAX_REPORT_BYTES} bytes once decompressed"
+    }
+
+
+async def test_broken_gzip_and_unknown_encoding(client: httpx.AsyncClient, key: str) -> None:
+    device = await provision(client, key)
+    whole = gzip.compress(json.dumps(report(device.uuid, 1, full=True)).encode())
+    for raw in [b"not gzip at all", whole[:-10], whole + whole]:
+        answer = await send_raw(client, device, raw, "gzip")
+        assert answer.status_code == 400, raw
+    answer = await send_raw(client, device, whole, "br")
+    assert answer.status_code == 415
+    assert answer.json() == {"error": "Content-Encoding 'br' is not supported (use gzip)"}
+
+
+async def test_oversized_raw_body(client: httpx.AsyncClient, key: str) -> None:
+    device = await provision(client, key)
+    answer = await send_raw(client, device, b" " * (MAX_REPORT_BYTES + 1))
+    assert answer.status_code == 413
+    assert answer.json() == {"error": f"request body is larger than {MAX_REPORT_BYTES} bytes"}
+
+
+async def test_report_for_another_device_is_forbidden(client: httpx.AsyncClient, key: str) -> None:
+    one = await provision(client, key, name="one")
+    two = await provision(client, key, name="two")
+    answer = await send(client, one, report(two.uuid, 1, full=True, cpu_usage=5))
+    assert answer.status_code == 403
+    assert answer.json() == {"error": "a device can only report its own state"}
+    assert await reported(client, two) is None
+
+
+async def test_report_must_hold_exactly_one_device(client: httpx.AsyncClient, key: str) -> None:
+    device = await provision(client, key)
+    both = {
+        **report(device.uuid, 1, full=True),
+        **report("0" * 8 + "-0000-0000-0000-" + "0" * 12, 1),
+    }
+    answer = await send(client, device, both)
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "a state report holds exactly one device, got 2"
+
+
+async def test_invalid_reports_name_the_fields(client: httpx.AsyncClient, key: str) -> None:
+    device = await provision(client, key)
+    cases: list[tuple[Any, str]] = [
+        (report(device.uuid, -1), f"{device.uuid}.sequence"),
+        (report(device.uuid, 1, cpu_usage=101), f"{device.uuid}.cpu_usage"),
+        (report(device.uuid, 1, bogus=True), f"{device.uuid}.bogus"),
+        (report(device.uuid, 2**63), f"{device.uuid}.sequence"),
+        (report(device.uuid, 1, config={"k": "nul\u0000"}), f"{device.uuid}.config.k"),
+        ({device.uuid: {"sequence": 1, "reportedAt": "yesterday"}}, f"{device.uuid}.reportedAt"),
+    ]
+    for body, field in cases:
+        answer = await send(client, device, body)
+        assert answer.status_code == 400, body
+        assert field in [error["field"] for error in answer.json()["errors"]], answer.text
+    not_json = await send_raw(client, device, b"{oops")
+    assert not_json.status_code == 400
+    assert await reported(client, device) is None
+
+
+async def test_non_finite_numbers_are_refused(client: httpx.AsyncClient, key: str) -> None:
+    """JSON has no NaN or Infinity; 1e400 parses as infinity and would not round-trip."""
+    device = await provision(client, key)
+    for fields, field in [
+        ({"config": {"x": 1e400}}, "config.x"),
+        ({"temperature": 1e400}, "temperature"),
+    ]:
+        raw = json.dumps(report(device.uuid, 1, full=True, **fields)).encode()
+        answer = await send_raw(client, device, raw)
+        assert answer.status_code == 400
+        assert answer.json()["errors"] == [
+            {"field": f"{device.uuid}.{field}", "message": "must be a finite number"}
+        ]
+
+
+async def test_history_is_kept_in_order(client: httpx.AsyncClient, key: str) -> None:
+    device = await provision(client, key)
+    await send(client, device, report(device.uuid, 1, full=True, cpu_usage=1))
+    await send(client, device, report(device.uuid, 2, cpu_usage=2))
+    await send(client, device, report(device.uuid, 2, cpu_usage=3))  # duplicate: not kept
+    await send(client, device, report(device.uuid, 3, cpu_usage=4))
+    path = f"/api/admin/v1/devices/{device.uuid}/reports"
+    history = (await client.get(path, headers=ADMIN)).json()
+    assert [(r["sequence"], r["full"]) for r in history] == [(1, True), (2, False), (3, False)]
+    assert history[1]["body"] == {
+        "sequence": 2,
+        "reportedAt": "2026-11-25T12:00:00+00:00",
+        "cpu_usage": 2.0,
+    }
+    latest = (await client.get(path, params={"limit": 2}, headers=ADMIN)).json()
+    assert [r["sequence"] for r in latest] == [2, 3]
+    for bad in ("0", "1001", "x"):
+        answer = await client.get(path, params={"limit": bad}, headers=ADMIN)
+        assert answer.status_code == 400
+        assert answer.json()["errors"][0]["field"] == "limit"
+
+
+async def test_history_is_bounded(cloud: Cloud, client: httpx.AsyncClient, key: str) -> None:
+    """The bound is HISTORY_PER_DEVICE (1000); the same code is run here with 3."""
+    device = await provision(client, key)
+    service = ReportService(cloud.database, history_per_device=3)
+    for sequence in range(1, 6):
+        parsed = DeviceReport.model_validate(
+            {"full": sequence == 1, "sequence": sequence, "reportedAt": "2026-11-25T12:00:00Z"}
+        )
+        await service.apply(device.uuid, parsed, cloud.clock())
+    kept = await service.history(device.uuid, 100)
+    assert [row.sequence for row in kept] == [3, 4, 5]
+
+
+async def test_deleting_a_device_deletes_its_history(
+    client: httpx.AsyncClient, cloud: Cloud, key: str
+) -> None:
+    device = await provision(client, key)
+    await send(client, device, report(device.uuid, 1, full=True))
+    await client.delete(f"/api/admin/v1/devices/{device.uuid}", headers=ADMIN)
+    async with cloud.database.engine.connect() as conn:
+        remaining = (await conn.execute(text("SELECT count(*) FROM device_reports"))).scalar()
+    assert remaining == 0

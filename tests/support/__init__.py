@@ -1,0 +1,1 @@
+"""Helpers shared by test folders: real servers started and stopped by the tests."""
