@@ -32,6 +32,16 @@ python_venv_ok() {
     command -v python3 >/dev/null 2>&1 && python3 -c 'import venv, ensurepip' >/dev/null 2>&1
 }
 
+# The cloud's tests start a throwaway PostgreSQL cluster from the server binaries (initdb,
+# postgres); the system cluster Debian creates is not used and need not run.
+postgres_server_ok() {
+    local bin
+    for bin in /usr/lib/postgresql/*/bin; do
+        [ -x "$bin/initdb" ] && [ -x "$bin/postgres" ] && [ -x "$bin/pg_isready" ] && return 0
+    done
+    return 1
+}
+
 system_packages_missing() {
     local missing=()
     command -v docker >/dev/null 2>&1 || missing+=(docker)
@@ -39,6 +49,7 @@ system_packages_missing() {
     command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
     busybox_static_ok || missing+=(busybox-static)
     python_venv_ok || missing+=(python3-venv)
+    postgres_server_ok || missing+=(postgresql)
     printf '%s\n' "${missing[@]}"
 }
 
@@ -49,8 +60,9 @@ install_system_packages() {
     log "missing: $(echo "$missing" | tr '\n' ' ')-> installing Debian packages"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update
+    # Without an init system (containers) invoke-rc.d does not start PostgreSQL's cluster.
     apt-get install -y --no-install-recommends \
-        docker.io docker-registry busybox-static python3-venv ca-certificates
+        docker.io docker-registry busybox-static python3-venv ca-certificates postgresql
     missing="$(system_packages_missing)"
     [ -z "$missing" ] || die "still missing after apt-get install: $(echo "$missing" | tr '\n' ' ')"
 }
@@ -106,6 +118,7 @@ else
     docker_ok || log "WARNING: docker is not available; integration tests and the agent need a running Docker engine"
     command -v docker-registry >/dev/null 2>&1 || log "WARNING: docker-registry is not installed (Debian package docker-registry)"
     busybox_static_ok || log "WARNING: /bin/busybox from busybox-static is missing; integration test images cannot be built"
+    postgres_server_ok || log "WARNING: PostgreSQL server binaries are missing (Debian package postgresql); the cloud tests need them"
 fi
 
 setup_python

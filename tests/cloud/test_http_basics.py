@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -68,7 +69,7 @@ async def test_declared_oversized_body_is_413(early_client: httpx.AsyncClient, p
 async def test_streamed_oversized_body_is_413(early_client: httpx.AsyncClient) -> None:
     """No Content-Length: the limit applies while the body is read."""
 
-    async def chunks():  # type: ignore[no-untyped-def]
+    async def chunks() -> AsyncIterator[bytes]:
         for _ in range(20):
             yield b" " * (64 * 1024)
 

@@ -164,10 +164,11 @@ async def test_invalid_reports_name_the_fields(client: httpx.AsyncClient, key: s
 async def test_non_finite_numbers_are_refused(client: httpx.AsyncClient, key: str) -> None:
     """JSON has no NaN or Infinity; 1e400 parses as infinity and would not round-trip."""
     device = await provision(client, key)
-    for fields, field in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"config": {"x": 1e400}}, "config.x"),
         ({"temperature": 1e400}, "temperature"),
-    ]:
+    ]
+    for fields, field in cases:
         raw = json.dumps(report(device.uuid, 1, full=True, **fields)).encode()
         answer = await send_raw(client, device, raw)
         assert answer.status_code == 400

@@ -140,7 +140,7 @@ class PostgresServer:
         )
         if result.returncode != 0:
             raise PostgresUnavailable(f"{tool} failed ({result.returncode}): {result.stderr}")
-        return result.stdout
+        return str(result.stdout)
 
     def sql(self, statement: str, database: str = "postgres") -> str:
         """Run one statement through psql (as the superuser, over TCP)."""
