@@ -16,6 +16,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from . import __version__
+from .cloud.wiring import cloud_sync_runner, sync_timing
 from .control import Control
 from .device_api.app import create_app
 from .device_api.auth import load_or_create_key
@@ -47,14 +48,6 @@ async def run_agent(env_settings: AgentSettings, log_ring: LogRing) -> Outcome:
     settings = config.settings
     set_log_level(settings.LOG_LEVEL)
     identity = devices.ensure_identity(settings.DEVICE_NAME)
-    provisioner = Provisioner(
-        devices,
-        lambda: config.settings,
-        settings.data_dir,
-        # Cloud sync will listen here, so that it starts right after provisioning.
-        on_provisioned=lambda credentials: None,
-        on_deprovisioned=lambda: None,
-    )
     targets = TargetStore(conn)
     engine = DockerEngine(settings.DOCKER_HOST)
     reconciler = Reconciler(
@@ -63,12 +56,22 @@ async def run_agent(env_settings: AgentSettings, log_ring: LogRing) -> Outcome:
         SqliteFailureStore(conn),
         interval_s=settings.RECONCILIATION_INTERVAL_MS / 1000,
     )
+    cloud = cloud_sync_runner(lambda: config.settings, conn, targets, reconciler)
+    provisioner = Provisioner(
+        devices,
+        lambda: config.settings,
+        settings.data_dir,
+        # Sync starts right after provisioning (no restart) and stops on deprovisioning.
+        on_provisioned=cloud.start,
+        on_deprovisioned=cloud.stop_soon,
+    )
 
     applied = [settings]
 
     def apply_config(new: AgentSettings) -> None:
         set_log_level(new.LOG_LEVEL)
         reconciler.set_interval(new.RECONCILIATION_INTERVAL_MS / 1000)
+        cloud.set_timing(sync_timing(new))
         # Only a change of DEVICE_NAME renames: any other change must keep the cloud's name.
         if new.DEVICE_NAME != applied[0].DEVICE_NAME:
             devices.set_name(new.DEVICE_NAME)
@@ -96,6 +99,7 @@ async def run_agent(env_settings: AgentSettings, log_ring: LogRing) -> Outcome:
             request_restart=lambda: finish("restart"),
             request_factory_reset=lambda: finish("factory-reset"),
             provisioner=provisioner,
+            cloud=cloud,
         ),
         api_key=load_or_create_key(settings.data_dir),
     )
@@ -124,6 +128,9 @@ async def run_agent(env_settings: AgentSettings, log_ring: LogRing) -> Outcome:
             name="reconciler",
         ),
     }
+    credentials = devices.cloud_credentials()
+    if credentials is not None:
+        cloud.start(credentials)
     try:
         await stop.wait()
         log.info("stopping for %s", outcome[0])
@@ -131,6 +138,8 @@ async def run_agent(env_settings: AgentSettings, log_ring: LogRing) -> Outcome:
         for task in tasks:
             task.cancel()
         await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_S)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(cloud.stop(), SHUTDOWN_GRACE_S)
         await runner.cleanup()
         if outcome[0] == "factory-reset":
             conn.close()

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..store.device import CloudCredentials
-from .sync import CloudSync, stop_task
+from .sync import CloudSync, SyncTiming, stop_task
 
 log = logging.getLogger("iotistic.cloud")
 
@@ -46,6 +46,10 @@ class CloudSyncRunner:
         if self._task is not None:
             asyncio.get_running_loop().create_task(self.stop())
             log.info("cloud sync stopped")
+
+    def set_timing(self, timing: SyncTiming) -> None:
+        if self._sync is not None:
+            self._sync.set_timing(timing)
 
     def poll_now(self) -> None:
         if self._sync is not None:

@@ -60,12 +60,16 @@ class CloudSync:
         if self.poller is not None:
             self.poller.poll_now()
 
-    def set_timing(self, poll_interval_s: float, report_interval_s: float) -> None:
+    def set_timing(self, timing: SyncTiming) -> None:
+        """New intervals from `iotctl config set`, in effect at once (the retry policy is
+        kept: a loop that is backing off finishes its current wait)."""
+        self._timing = timing
         if self.poller is not None:
-            self.poller.interval_s = poll_interval_s
+            self.poller.interval_s = timing.poll_interval_s
             self.poller.poll_now()
         if self.reporter is not None:
-            self.reporter.interval_s = report_interval_s
+            self.reporter.interval_s = timing.report_interval_s
+            self.reporter.full_every_s = timing.full_report_every_s
             self.reporter.report_now()
 
     async def run(self) -> None:

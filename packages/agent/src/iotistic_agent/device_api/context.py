@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from ..cloud.runner import CloudSyncRunner
 from ..control import Control
 from ..logs.ring import LogRing
 from ..orchestrator.engine import Engine
@@ -32,6 +33,7 @@ class ApiContext:
     request_restart: Callable[[], None] | None = None
     request_factory_reset: Callable[[], None] | None = None
     provisioner: Provisioner | None = None
+    cloud: CloudSyncRunner | None = None
 
 
 CONTEXT_KEY = web.AppKey("iotistic_context", ApiContext)

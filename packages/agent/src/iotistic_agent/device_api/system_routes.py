@@ -48,8 +48,11 @@ async def device(request: web.Request) -> web.Response:
         "provisioned": identity.provisioned,
         "provisioningState": "provisioned" if identity.provisioned else "unprovisioned",
         "agentVersion": __version__,
-        # Cloud sync and MQTT arrive with the provisioning release.
-        "cloud": {"state": "not configured", "endpoint": endpoint},
+        "cloud": (
+            ctx.cloud.status(endpoint)
+            if ctx.cloud is not None
+            else {"state": "not configured", "endpoint": endpoint}
+        ),
         "mqtt": {"state": "not configured"},
         "engine": {"reachable": snapshot is not None},
         "targetVersion": ctx.targets.stored.version,

@@ -1,0 +1,49 @@
+"""Builds cloud sync from the agent's settings and stores (used by the composition root)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from ..orchestrator.reconciler import Reconciler
+from ..settings import AgentSettings
+from ..store.device import CloudCredentials
+from ..store.sync_store import SyncStore
+from ..store.target_store import TargetStore
+from .collect import DeviceStateCollector
+from .retry import RetryPolicy
+from .runner import CloudSyncRunner
+from .sync import CloudSync, SyncTiming
+
+
+def sync_timing(settings: AgentSettings) -> SyncTiming:
+    return SyncTiming(
+        poll_interval_s=settings.POLL_INTERVAL_MS / 1000,
+        report_interval_s=settings.REPORT_INTERVAL_MS / 1000,
+        full_report_every_s=settings.METRICS_INTERVAL_MS / 1000,
+        policy=RetryPolicy(
+            base_s=settings.CLOUD_BACKOFF_BASE_MS / 1000,
+            max_s=settings.CLOUD_BACKOFF_MAX_MS / 1000,
+            circuit_cooldown_s=settings.CLOUD_CIRCUIT_COOLDOWN_MS / 1000,
+        ),
+    )
+
+
+def cloud_sync_runner(
+    settings: Callable[[], AgentSettings],
+    conn: sqlite3.Connection,
+    targets: TargetStore,
+    reconciler: Reconciler,
+) -> CloudSyncRunner:
+    def make(credentials: CloudCredentials) -> CloudSync:
+        current = settings()
+        return CloudSync(
+            credentials,
+            targets,
+            SyncStore(conn, current.REPORT_QUEUE_MAX),
+            DeviceStateCollector(targets, reconciler, current.data_dir),
+            reconciler.wake,
+            sync_timing(current),
+        )
+
+    return CloudSyncRunner(make)
