@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from iotistic_agent.orchestrator.memory_engine import MemoryEngine
 from iotistic_agent.orchestrator.model import (
@@ -121,8 +121,18 @@ def assert_converged(engine: MemoryEngine, target: dict[int, AppSpec]) -> None:
     assert set(engine.networks) == {n for a in target.values() for n in a.networks}
 
 
+# A hand-over that drops a resource limit: same config hash, so the same container name
+# as the old container, which has to go before the new one can be created.
+_LIMITED = service(1002, "s2", strategy="hand-over", memory_bytes=64 << 20)
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(previous=targets(), target=targets(), changes=drift())
+@example(
+    previous={1002: app(1002, _LIMITED)},
+    target={1002: app(1002, replace(_LIMITED, memory_bytes=None))},
+    changes=[],
+)
 def test_any_state_converges_to_the_target_in_bounded_passes(
     previous: dict[int, AppSpec], target: dict[int, AppSpec], changes: list[tuple[str, int]]
 ) -> None:

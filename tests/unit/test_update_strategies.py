@@ -134,6 +134,31 @@ def test_dropping_a_resource_limit_recreates_because_the_engine_cannot_clear_it(
     asyncio.run(scenario())
 
 
+def test_hand_over_dropping_a_resource_limit_replaces_the_container_it_cannot_run_twice() -> None:
+    """Same config hash, so the new container would have the old one's name: Docker names are
+    unique, so hand-over falls back to download-then-kill instead of "starting" the old one on
+    every pass (found by the convergence property)."""
+
+    async def scenario() -> None:
+        engine = MemoryEngine(registry={OLD})
+        limited = service(1, "web", OLD, strategy="hand-over", memory_bytes=64 << 20)
+        await converge(engine, {1: app(1, limited)})
+        (before,) = engine.containers
+        engine.log.clear()
+        batches = await converge(engine, {1: app(1, replace(limited, memory_bytes=None))}, 6)
+        (after,) = engine.containers
+        assert after != before and engine.containers[after].memory_bytes is None
+        assert engine.log == [
+            f"stop web {OLD}",
+            f"remove web {OLD}",
+            f"create web {OLD}",
+            f"start web {OLD}",
+        ]
+        assert len(batches) <= 4
+
+    asyncio.run(scenario())
+
+
 def test_changed_fields_names_what_made_a_service_differ() -> None:
     old = service(1, "web", OLD, environment=(("A", "1"),))
     new = replace(old, image=NEW, environment=(("A", "2"),), restart="no")

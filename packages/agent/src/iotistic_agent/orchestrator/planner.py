@@ -246,6 +246,11 @@ def _plan_new_container(
     if strategy == "hand-over" and spec.ports:
         # Two containers cannot publish the same host port: hand-over cannot apply.
         strategy = "download-then-kill"
+    if strategy == "hand-over" and any(c.name == spec.container_name for c in stale):
+        # The old container already has the new one's name (same config hash, stale only for
+        # a resource limit the engine cannot clear in place): names are unique, so a start
+        # would just find the old container again. It has to go first.
+        strategy = "download-then-kill"
     if spec.state == "stopped":
         # Nothing to run: retire the old container and do not create a new one.
         ap.steps += [Kill(c.id, c.key, spec.stop_grace_s) for c in stale]
