@@ -56,7 +56,7 @@ async def run_agent(env_settings: AgentSettings, log_ring: LogRing) -> Outcome:
         SqliteFailureStore(conn),
         interval_s=settings.RECONCILIATION_INTERVAL_MS / 1000,
     )
-    cloud = cloud_sync_runner(lambda: config.settings, conn, targets, reconciler)
+    cloud = cloud_sync_runner(lambda: config.settings, conn, targets, reconciler, engine)
     provisioner = Provisioner(
         devices,
         lambda: config.settings,

@@ -10,6 +10,8 @@ from typing import Any
 
 from .. import __version__
 from ..metrics_summary import metrics_summary
+from ..orchestrator.engine import Engine, EngineUnavailable
+from ..orchestrator.model import EngineSnapshot
 from ..orchestrator.reconciler import Reconciler
 from ..orchestrator.status import applications_state
 from ..store.target_store import TargetStore
@@ -25,17 +27,28 @@ def os_version() -> str:
 
 
 class DeviceStateCollector:
-    def __init__(self, targets: TargetStore, reconciler: Reconciler, data_dir: Path) -> None:
+    def __init__(
+        self, targets: TargetStore, reconciler: Reconciler, engine: Engine, data_dir: Path
+    ) -> None:
         self._targets = targets
         self._reconciler = reconciler
+        self._engine = engine
         self._data_dir = data_dir
 
+    async def _snapshot(self) -> EngineSnapshot | None:
+        # The reconciler's last snapshot: a report costs no extra engine round trip, except
+        # before the first pass (right after a start), when reporting without one would
+        # tell the cloud that running containers are gone.
+        if self._reconciler.last_snapshot is not None:
+            return self._reconciler.last_snapshot
+        try:
+            return await self._engine.snapshot()
+        except EngineUnavailable:
+            return None
+
     async def __call__(self) -> dict[str, Any]:
-        # The reconciler's last snapshot: a report never costs an extra engine round trip.
         apps = applications_state(
-            self._targets.current_target(),
-            self._reconciler.last_snapshot,
-            self._reconciler.failures,
+            self._targets.current_target(), await self._snapshot(), self._reconciler.failures
         )
         metrics = await asyncio.to_thread(metrics_summary, self._data_dir)
         stored = self._targets.stored

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+from ..orchestrator.engine import Engine
 from ..orchestrator.reconciler import Reconciler
 from ..settings import AgentSettings
 from ..store.device import CloudCredentials
@@ -34,6 +35,7 @@ def cloud_sync_runner(
     conn: sqlite3.Connection,
     targets: TargetStore,
     reconciler: Reconciler,
+    engine: Engine,
 ) -> CloudSyncRunner:
     def make(credentials: CloudCredentials) -> CloudSync:
         current = settings()
@@ -41,7 +43,7 @@ def cloud_sync_runner(
             credentials,
             targets,
             SyncStore(conn, current.REPORT_QUEUE_MAX),
-            DeviceStateCollector(targets, reconciler, current.data_dir),
+            DeviceStateCollector(targets, reconciler, engine, current.data_dir),
             reconciler.wake,
             sync_timing(current),
         )

@@ -1,0 +1,177 @@
+"""End to end with real processes: the cloud, an agent that provisions itself with it, the
+Docker engine running what the cloud says, and an outage of the cloud in the middle.
+
+Run on both of the cloud's database backends: SQLite (embedded default) and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.integration.agent_process import AgentProcess, app, service_containers, svc, target
+from tests.integration.dockerkit import ImageSet
+from tests.integration.waiting import wait_for
+from tests.support.cloud_process import CloudProcess
+from tests.support.postgres import PostgresServer, PostgresUnavailable
+
+POLL_MS = 1000
+# Short intervals and backoff so that a test sees many cycles in seconds; the logic is the
+# one that runs with the defaults.
+FAST_SYNC = {
+    "POLL_INTERVAL_MS": str(POLL_MS),
+    "REPORT_INTERVAL_MS": "300",
+    "METRICS_INTERVAL_MS": "5000",
+    "CLOUD_BACKOFF_BASE_MS": "200",
+    "CLOUD_BACKOFF_MAX_MS": "1000",
+}
+FAILED_PULL = {"ImagePullBackOff", "ErrImagePull"}
+
+
+@pytest.fixture(scope="module")
+def postgres_server() -> Iterator[PostgresServer]:
+    try:
+        server = PostgresServer().start()
+    except PostgresUnavailable as exc:
+        pytest.fail(f"PostgreSQL is required for the end-to-end cloud tests: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def cloud(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CloudProcess]:
+    database_url = None
+    if request.param == "postgresql":
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        database_url = server.create_database(f"e2e_{uuid.uuid4().hex[:10]}")
+    proc = CloudProcess(tmp_path / "cloud", database_url=database_url).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def cli_json(cloud: CloudProcess, *args: str) -> Any:
+    result = cloud.cli(*args, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def reported_service(cloud: CloudProcess, device: str, name: str) -> dict[str, Any] | None:
+    reported = cli_json(cloud, "devices", "show", device).get("reportedState") or {}
+    services = ((reported.get("apps") or {}).get("1001") or {}).get("services") or {}
+    found: dict[str, Any] | None = services.get(name)
+    return found
+
+
+def cloud_state(agent: AgentProcess) -> dict[str, Any]:
+    state: dict[str, Any] = agent.get("/v1/device").json()["cloud"]
+    return state
+
+
+def test_device_provisions_follows_the_cloud_and_survives_an_outage(
+    cloud: CloudProcess, images: ImageSet, docker_clean: None, tmp_path: Path
+) -> None:
+    created = cloud.cli("keys", "create", "--max-devices", "1", "--expires-in", "1h", "--quiet")
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    agent_env = {
+        "PROVISIONING_API_KEY": key,
+        "CLOUD_API_ENDPOINT": cloud.url,
+        "REQUIRE_PROVISIONING": "true",
+        **FAST_SYNC,
+    }
+    agent = AgentProcess(tmp_path / "agent", **agent_env).start()
+    try:
+        # 1. It provisions itself, and the cloud knows it.
+        status = wait_for(
+            lambda: (s := agent.get("/v1/provision").json())["provisioned"] and s,
+            30,
+            message=f"agent did not provision; log:\n{agent.log()[-3000:]}",
+        )
+        device = status["uuid"]
+        assert cli_json(cloud, "devices", "show", device)["uuid"] == device
+        wait_for(lambda: cloud_state(agent)["state"] == "online", 10)
+
+        # 2. Apps set on the cloud run within one poll interval (plus the download).
+        target_file = tmp_path / "target.json"
+        wanted = target(
+            app(1001, svc(1, "web", images.v1), svc(2, "broken", images.missing), name="demo")
+        )
+        target_file.write_text(json.dumps({**wanted, "config": {}}))
+        set_at = time.monotonic()
+        result = cloud.cli("devices", "set-target", device, str(target_file))
+        assert result.returncode == 0, result.stderr
+        version = int(result.stdout.strip())
+        wait_for(
+            lambda: agent.get("/v1/device").json()["targetVersion"] == version,
+            POLL_MS / 1000 + 1.5,
+            message="the agent did not fetch the new target within one poll interval",
+        )
+        fetched_after = time.monotonic() - set_at
+        web = agent.wait_status(1001, "web", "Running", 60)
+
+        # 3. The cloud shows the reported state, including the failing service.
+        def reported_failure() -> bool:
+            web_seen = reported_service(cloud, device, "web") or {}
+            broken = reported_service(cloud, device, "broken") or {}
+            return web_seen.get("status") == "Running" and broken.get("status") in FAILED_PULL
+
+        wait_for(reported_failure, 60, 0.3, "the cloud never saw web running and broken failing")
+        broken = reported_service(cloud, device, "broken") or {}
+        assert broken["error"]["type"] in FAILED_PULL
+        assert "manifest unknown" in broken["error"]["message"]
+        shown = cli_json(cloud, "devices", "show", device)
+        assert shown["status"] == "online"
+        assert shown["reportedState"]["targetVersion"] == version
+
+        # 4. The cloud goes away: containers keep running, reports queue, the state is offline.
+        port = urlsplit(cloud.url).port
+        assert port is not None
+        cloud.stop()
+        wait_for(lambda: cloud_state(agent)["state"] == "offline", 15)
+        wait_for(lambda: cloud_state(agent)["reportsQueued"] >= 3, 15)
+
+        # ... also across an agent restart while offline.
+        assert agent.terminate() == 0
+        agent.start()
+        # Adopted, not recreated: the same container.
+        assert agent.wait_status(1001, "web", "Running", 30)["containerId"] == web["containerId"]
+        assert agent.get("/v1/device").json()["targetVersion"] == version
+        wait_for(lambda: cloud_state(agent)["state"] == "offline", 15)
+        queued = wait_for(lambda: (n := cloud_state(agent)["reportsQueued"]) >= 5 and n, 15)
+        assert [c["Id"] for c in service_containers(1001, "web")] == [web["containerId"]]
+        assert service_containers(1001, "web")[0]["State"]["Running"] is True
+
+        # 5. The cloud returns on the same address: every queued report arrives, in order.
+        cloud.start("--port", str(port))
+        wait_for(
+            lambda: (s := cloud_state(agent))["state"] == "online" and s["reportsQueued"] == 0,
+            30,
+            0.2,
+            f"queue never drained; agent log:\n{agent.log()[-3000:]}",
+        )
+        history = cli_json(cloud, "devices", "reports", device, "--limit", "1000")
+        sequences = sorted(r["sequence"] for r in history)
+        assert len(history) >= queued
+        assert sequences == list(range(sequences[0], sequences[-1] + 1)), "a report is missing"
+        assert cli_json(cloud, "devices", "show", device)["status"] == "online"
+        # What the cloud holds after the queue is what the device runs (the report built
+        # right after the restart did not claim the adopted container was gone).
+        seen_web = reported_service(cloud, device, "web") or {}
+        assert (seen_web.get("status"), seen_web.get("containerId")) == (
+            "Running",
+            web["containerId"],
+        )
+        print(f"\n[e2e] target fetched {fetched_after:.2f}s after set-target; {queued} queued")
+    finally:
+        agent.stop()
