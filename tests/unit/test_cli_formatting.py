@@ -194,3 +194,26 @@ def test_json_output_is_plain_json_on_stdout(capsys: pytest.CaptureFixture[str])
     captured = capsys.readouterr()
     assert json.loads(captured.out) == {"apps": {"1001": {"appName": "web"}}}
     assert captured.err == ""
+
+
+def test_status_shows_cloud_sync_progress_queue_and_errors() -> None:
+    cloud = {
+        "state": "offline",
+        "endpoint": "https://cloud.example",
+        "lastPollSecondsAgo": 75.2,
+        "lastReportSecondsAgo": None,
+        "reportsQueued": 12,
+        "poll": {"circuitOpen": True, "circuitCooldownRemainingS": 120, "lastError": "refused"},
+        "report": {"circuitOpen": False, "lastError": None},
+    }
+    pairs = dict(f.status_pairs({"cloud": cloud}, "http://127.0.0.1:48484"))
+    assert pairs["Cloud"] == "offline (https://cloud.example)"
+    assert pairs["Cloud sync"] == (
+        "last poll 1m 15s ago, last report never, 12 queued, poll paused for 2m 0s, "
+        "poll error: refused"
+    )
+
+
+def test_status_has_no_sync_line_when_the_device_is_not_provisioned() -> None:
+    pairs = dict(f.status_pairs({"cloud": {"state": "not provisioned"}}, "http://x"))
+    assert "Cloud sync" not in pairs

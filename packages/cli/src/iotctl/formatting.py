@@ -110,6 +110,7 @@ def status_pairs(device: Mapping[str, Any], url: str) -> Pairs:
     cloud_state = text(cloud.get("state"))
     if cloud.get("endpoint"):
         cloud_state += f" ({cloud['endpoint']})"
+    sync_line = _cloud_sync_line(cloud)
     memory = format_percent(metrics.get("memoryPercent"))
     if metrics.get("memoryTotalBytes"):
         used = format_bytes(metrics.get("memoryUsedBytes"))
@@ -120,6 +121,7 @@ def status_pairs(device: Mapping[str, Any], url: str) -> Pairs:
         ("Agent", f"{text(device.get('agentVersion'))} at {url}"),
         ("Provisioning", text(device.get("provisioningState"))),
         ("Cloud", cloud_state),
+        *([("Cloud sync", sync_line)] if sync_line else []),
         ("MQTT", text(mqtt.get("state"))),
         ("Engine", "reachable" if engine.get("reachable") else "unreachable"),
         ("Target version", text(device.get("targetVersion"))),
@@ -133,6 +135,29 @@ def status_pairs(device: Mapping[str, Any], url: str) -> Pairs:
         ("Storage", format_percent(metrics.get("storagePercent"))),
         ("Uptime", format_duration(metrics.get("uptimeSeconds"))),
     ]
+
+
+def _cloud_sync_line(cloud: Mapping[str, Any]) -> str | None:
+    """Last poll and report, queued reports and the last error, when sync is running."""
+    if "reportsQueued" not in cloud:
+        return None
+
+    def ago(value: Any) -> str:
+        return "never" if value is None else f"{format_duration(value)} ago"
+
+    parts = [
+        f"last poll {ago(cloud.get('lastPollSecondsAgo'))}",
+        f"last report {ago(cloud.get('lastReportSecondsAgo'))}",
+        f"{cloud['reportsQueued']} queued",
+    ]
+    for loop in ("poll", "report"):
+        details = cloud.get(loop) or {}
+        if details.get("circuitOpen"):
+            cooldown = format_duration(details.get("circuitCooldownRemainingS"))
+            parts.append(f"{loop} paused for {cooldown}")
+        if details.get("lastError"):
+            parts.append(f"{loop} error: {details['lastError']}")
+    return ", ".join(parts)
 
 
 def provision_pairs(state: Mapping[str, Any]) -> Pairs:
