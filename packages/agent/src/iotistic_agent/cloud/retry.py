@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from ..provisioning.backoff import Backoff
+
 ConnectionState = Literal["online", "degraded", "offline"]
 
 # The spec's numbers: errors counted up to 10 (so the exponent stays small), the circuit
@@ -18,24 +20,15 @@ MAX_ERROR_COUNT: Final = 10
 CIRCUIT_THRESHOLD: Final = 10
 DEGRADED_AFTER: Final = 2
 OFFLINE_AFTER: Final = 3
-JITTER: Final = 0.2
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class RetryPolicy(Backoff):
+    """The spec's schedule for the cloud loops: 15 s, x2, capped at 15 min, +-20 % jitter."""
+
     base_s: float = 15.0
     max_s: float = 900.0
-    multiplier: float = 2.0
     circuit_cooldown_s: float = 300.0
-
-    def delay(self, errors: int, rand: Callable[[], float] = random.random) -> float:
-        """Backoff after ``errors`` consecutive failures (1 -> base), +-20 % jitter, capped."""
-        if errors <= 0:
-            return 0.0
-        exponent = min(errors, MAX_ERROR_COUNT) - 1
-        raw = min(self.base_s * self.multiplier**exponent, self.max_s)
-        # Jitter spreads a fleet that lost the cloud at the same moment.
-        return min(raw * (1 - JITTER + 2 * JITTER * rand()), self.max_s)
 
 
 class RetryGate:

@@ -1,4 +1,4 @@
-"""When automatic provisioning tries again: exponential backoff with jitter (pure)."""
+"""Exponential backoff with jitter (pure): automatic provisioning and the cloud sync loops."""
 
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
@@ -22,6 +24,18 @@ def migrations() -> list[tuple[int, str, str]]:
     if numbers != list(range(1, len(numbers) + 1)):
         raise RuntimeError(f"migration numbers must be 1..n without gaps, found {numbers}")
     return found
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction (the connection runs in autocommit mode otherwise)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def open_database(path: Path) -> sqlite3.Connection:

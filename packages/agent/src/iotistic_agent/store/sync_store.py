@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
+from .db import transaction
+
 
 @dataclass(frozen=True)
 class QueuedReport:
@@ -37,8 +39,7 @@ class SyncStore:
 
     def enqueue(self, sequence: int, body: str, now: float) -> int:
         """Append a report; when over the bound, drop the oldest. Returns how many dropped."""
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self._conn):
             self._conn.execute(
                 "INSERT INTO report_queue (sequence, body, createdAt) VALUES (?, ?, ?)",
                 (sequence, body, now),
@@ -48,10 +49,6 @@ class SyncStore:
                 "(SELECT sequence FROM report_queue ORDER BY sequence DESC LIMIT ?)",
                 (self._max_queued,),
             ).rowcount
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
         return int(dropped)
 
     def oldest(self) -> QueuedReport | None:

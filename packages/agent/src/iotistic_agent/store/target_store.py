@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 
 from iotistic_contracts import TargetState, parse_target_state
 
 from ..orchestrator.model import AppSpec, ServiceKey, ServiceSpec
 from ..orchestrator.normalise import normalise_target
+from .db import transaction
 
 
 @dataclass(frozen=True)
@@ -124,15 +125,8 @@ class TargetStore:
             result[app_id] = replace(app, services=services)
         return result
 
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[None]:
+        return transaction(self._conn)
 
     def save(self, target: TargetState, source: str, version: int | None = None) -> bool:
         """Persist a new target (one transaction). Returns False when nothing changed."""
