@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from typing import Any
 
@@ -373,3 +374,74 @@ async def test_invalid_device_public_key(client: httpx.AsyncClient, key: str) ->
     answer = await key_exchange(client, new_uuid(), key, "-----BEGIN PUBLIC KEY-----\nxx")
     assert answer.status_code == 400
     assert answer.json()["errors"][0]["field"] == "devicePublicKey"
+
+
+async def test_failure_after_the_first_writes_rolls_everything_back(
+    client: httpx.AsyncClient, cloud: Cloud, key: str
+) -> None:
+    """The device row fails last (its uuid was taken meanwhile, as by a concurrent
+    registration): the exchange deletion and the key usage already written are undone."""
+    device_uuid, exchange = await start(client, key)
+    async with cloud.database.sessions() as session, session.begin():
+        pending = await session.get(KeyExchange, exchange.keyId)
+        assert pending is not None
+        session.add(
+            Device(
+                uuid=device_uuid,
+                device_id="taken",
+                api_key_hash="0" * 64,
+                mqtt_username=f"device_{device_uuid}",
+                mqtt_password_hash="x",
+                registered_at=pending.created_at,
+                target_state={"apps": {}, "config": {}},
+                target_hash="0" * 64,
+                target_version=0,
+                target_etag='"0-0"',
+                target_body="{}",
+                target_updated_at=pending.created_at,
+            )
+        )
+    box = sealed_registration(exchange, registration(device_uuid, key))
+    answer = await register(client, device_uuid, exchange.keyId, box)
+    assert answer.status_code == 409
+    assert "is already registered" in answer.json()["error"]
+    assert await key_usage(cloud) == [0]
+    assert await count(cloud, KeyExchange) == 1
+    assert await count(cloud, Device) == 1
+
+
+async def test_concurrent_registrations_for_the_last_slot(
+    client: httpx.AsyncClient, cloud: Cloud
+) -> None:
+    key = await create_key(client, maxDevices=1)
+    started = [await start(client, key) for _ in range(2)]
+    answers = await asyncio.gather(
+        *(
+            register(
+                client,
+                uuid_,
+                exchange.keyId,
+                sealed_registration(exchange, registration(uuid_, key)),
+            )
+            for uuid_, exchange in started
+        )
+    )
+    assert sorted(answer.status_code for answer in answers) == [201, 403]
+    assert await count(cloud, Device) == 1
+    assert await key_usage(cloud) == [1]
+    assert await count(cloud, KeyExchange) == 1, "the loser's exchange is kept"
+
+
+async def test_concurrent_replays_register_once(
+    client: httpx.AsyncClient, cloud: Cloud, key: str
+) -> None:
+    device_uuid, exchange = await start(client, key)
+    box = sealed_registration(exchange, registration(device_uuid, key))
+    answers = await asyncio.gather(
+        *(register(client, device_uuid, exchange.keyId, box) for _ in range(3))
+    )
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses[0] == 201
+    assert set(statuses[1:]) <= {409, 410}
+    assert await count(cloud, Device) == 1
+    assert await key_usage(cloud) == [1]

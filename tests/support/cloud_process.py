@@ -50,6 +50,8 @@ class CloudProcess:
         self.admin_token = admin_token
         self.proc: subprocess.Popen[bytes] | None = None
         self._url: str | None = None
+        # Where this run's output starts: a reused data dir keeps older runs' lines.
+        self._log_start = 0
 
     @property
     def url(self) -> str:
@@ -62,6 +64,7 @@ class CloudProcess:
 
     def start(self, *args: str) -> CloudProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [str(CLOUD), "serve", "--host", "127.0.0.1", "--port", "0", *args],
@@ -90,7 +93,12 @@ class CloudProcess:
             return False
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        """This run's output (since the last start)."""
+        if not self.log_path.exists():
+            return ""
+        with self.log_path.open("rb") as log:
+            log.seek(self._log_start)
+            return log.read().decode(errors="replace")
 
     def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         """``iotistic-cloud <args>`` against the same database; never raises on failure."""
