@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from iotistic_cloud.db.engine import Database
-from iotistic_cloud.db.migrate import HEAD, current_revision, head_revision, upgrade
+from iotistic_cloud.db.migrate import (
+    HEAD,
+    alembic_config,
+    current_revision,
+    head_revision,
+    upgrade,
+)
 from iotistic_cloud.db.models import Base
 from iotistic_cloud.settings import database_url as async_url
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 
 def _differences(connection: Connection) -> list[object]:
@@ -36,3 +44,38 @@ async def test_replicas_upgrading_together(empty_database_url: str) -> None:
     finally:
         for replica in replicas:
             await replica.dispose()
+
+
+def _upgrade_to(connection: Connection, revision: str) -> None:
+    command.upgrade(alembic_config(connection), revision)
+
+
+async def test_0002_counts_the_history_already_stored(empty_database_url: str) -> None:
+    database = Database(async_url(empty_database_url))
+    try:
+        async with database.engine.begin() as conn:
+            await conn.run_sync(_upgrade_to, "0001")
+            await conn.execute(
+                text(
+                    "INSERT INTO devices (uuid, device_id, api_key_hash, mqtt_username,"
+                    " mqtt_password_hash, registered_at, target_state, target_hash,"
+                    " target_version, target_etag, target_body, target_updated_at)"
+                    " VALUES ('u1', 'd1', 'h1', 'm1', 'p', :now, '{}', 'x', 0, 'e', '{}', :now)"
+                ),
+                {"now": datetime.now(UTC)},
+            )
+            for sequence in (1, 2):
+                await conn.execute(
+                    text(
+                        "INSERT INTO device_reports"
+                        ' (device_uuid, sequence, "full", reported_at, received_at, body)'
+                        " VALUES ('u1', :sequence, false, 't', :now, '{}')"
+                    ),
+                    {"sequence": sequence, "now": datetime.now(UTC)},
+                )
+        await upgrade(database.engine)
+        async with database.engine.connect() as conn:
+            count = (await conn.execute(text("SELECT history_count FROM devices"))).scalar()
+        assert count == 2
+    finally:
+        await database.dispose()

@@ -200,16 +200,40 @@ async def test_history_is_kept_in_order(client: httpx.AsyncClient, key: str) -> 
 
 
 async def test_history_is_bounded(cloud: Cloud, client: httpx.AsyncClient, key: str) -> None:
-    """The bound is HISTORY_PER_DEVICE (1000); the same code is run here with 3."""
+    """The bound is HISTORY_PER_DEVICE (1000) plus PRUNE_SLACK (50); here the same code
+    keeps 3 with a slack of 2: never more than 5 rows, always the newest."""
     device = await provision(client, key)
-    service = ReportService(cloud.database, history_per_device=3)
-    for sequence in range(1, 6):
+    service = ReportService(cloud.database, history_per_device=3, prune_slack=2)
+    kept_counts = []
+    for sequence in range(1, 11):
         parsed = DeviceReport.model_validate(
             {"full": sequence == 1, "sequence": sequence, "reportedAt": "2026-11-25T12:00:00Z"}
         )
-        await service.apply(device.uuid, parsed, cloud.clock())
-    kept = await service.history(device.uuid, 100)
-    assert [row.sequence for row in kept] == [3, 4, 5]
+        reporter = await service.authenticate(device.api_key)
+        assert (await service.apply(reporter, parsed, cloud.clock())).status == "accepted"
+        kept_counts.append(len(await service.history(device.uuid, 100)))
+    assert kept_counts == [1, 2, 3, 4, 5, 3, 4, 5, 3, 4]
+    assert [row.sequence for row in await service.history(device.uuid, 100)] == [7, 8, 9, 10]
+
+
+async def test_a_stale_snapshot_is_merged_onto_the_newer_report(
+    cloud: Cloud, client: httpx.AsyncClient, key: str
+) -> None:
+    """Two reports authenticated together: the second is applied onto the first one."""
+    device = await provision(client, key)
+    first = await cloud.reports.authenticate(device.api_key)
+    second = await cloud.reports.authenticate(device.api_key)
+    one = DeviceReport.model_validate(report(device.uuid, 1, full=True, uptime=1)[device.uuid])
+    two = DeviceReport.model_validate(report(device.uuid, 2, cpu_usage=3)[device.uuid])
+    assert (await cloud.reports.apply(first, one, cloud.clock())).status == "accepted"
+    assert (await cloud.reports.apply(second, two, cloud.clock())).status == "accepted"
+    assert (await reported(client, device)) == {
+        "reportedAt": "2026-11-25T12:00:00+00:00",
+        "uptime": 1.0,
+        "cpu_usage": 3.0,
+    }
+    stale_duplicate = DeviceReport.model_validate(report(device.uuid, 2, cpu_usage=9)[device.uuid])
+    assert (await cloud.reports.apply(first, stale_duplicate, cloud.clock())).status == "duplicate"
 
 
 async def test_deleting_a_device_deletes_its_history(

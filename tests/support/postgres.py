@@ -113,8 +113,8 @@ class PostgresServer:
                 command,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                # Same process group as the tests: Ctrl-C stops the server too.
                 cwd=self.root,
-                start_new_session=True,
                 **self._run_as,
             )
         wait_for(self._ready, START_TIMEOUT_S, interval=0.1, message="PostgreSQL did not start")

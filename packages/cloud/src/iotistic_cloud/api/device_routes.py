@@ -7,7 +7,7 @@ from typing import Final, Literal
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
-from ..services.reports import decode_body, parse_report
+from ..services.report_input import decode_body, parse_report
 from ..services.targets import etag_matches
 from .auth import bearer_token
 from .state import cloud_of
@@ -41,10 +41,10 @@ async def report_state(request: Request) -> ReportAck:
     """Body: StateReport (optionally gzip); see contracts/sync.py for full and diff reports."""
     cloud = cloud_of(request)
     # Authenticated before the body is read, so nobody else can make the cloud inflate gzip.
-    device_uuid = await cloud.reports.authenticate(bearer_token(request))
+    reporter = await cloud.reports.authenticate(bearer_token(request))
     raw = decode_body(await request.body(), request.headers.get("content-encoding"))
-    report = parse_report(raw, device_uuid)
-    outcome = await cloud.reports.apply(device_uuid, report, cloud.clock())
+    report = parse_report(raw, reporter.uuid)
+    outcome = await cloud.reports.apply(reporter, report, cloud.clock())
     return ReportAck(status=outcome.status, sequence=outcome.sequence)
 
 

@@ -19,7 +19,7 @@ router = APIRouter(tags=["health"])
 
 @router.get("/health")
 async def health(request: Request) -> JSONResponse:
-    engine = cloud_of(request).database.engine
+    engine = cloud_of(request).database.reads
     try:
         async with asyncio.timeout(HEALTH_TIMEOUT_S), engine.connect() as conn:
             await conn.execute(text("SELECT 1"))

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -58,6 +66,32 @@ class Database:
         self.url = url
         self.engine = create_engine(url)
         self.sessions = session_factory(self.engine)
+        # For single-statement reads (authentication, the poll). On PostgreSQL without the
+        # BEGIN and ROLLBACK around them: measured 400 -> 290 us of CPU per read. Not on
+        # SQLite, where switching the mode costs a trip to aiosqlite's thread each time.
+        self.reads: AsyncEngine = (
+            self.engine
+            if url.startswith("sqlite")
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
+        # SQLite has one writer at a time. Queuing this process's writers here is cheaper
+        # than SQLite's busy handler, which sleeps and retries (p99 of seconds under load).
+        # Other processes (CLI commands) still meet the busy timeout.
+        self._writer: asyncio.Lock | contextlib.nullcontext[None] = (
+            asyncio.Lock() if url.startswith("sqlite") else contextlib.nullcontext()
+        )
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction: committed when the block ends, rolled back on error."""
+        async with self._writer, self.sessions() as session, session.begin():
+            yield session
+
+    @contextlib.asynccontextmanager
+    async def write_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection in a transaction, for single statements."""
+        async with self._writer, self.engine.begin() as conn:
+            yield conn
 
     @property
     def dialect(self) -> str:

@@ -96,6 +96,8 @@ class Device(Base):
     reported_state: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
     reported_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_report_sequence: Mapped[int | None] = mapped_column(BigInteger)
+    # Rows in device_reports for this device (see services/reports.py for the bound).
+    history_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class DeviceReport(Base):

@@ -49,5 +49,5 @@ def seen_is_stale(last_seen: datetime | None, now: datetime) -> bool:
 
 
 async def mark_seen(database: Database, device_uuid: str, now: datetime) -> None:
-    async with database.engine.begin() as conn:
+    async with database.write_connection() as conn:
         await conn.execute(update(Device).where(Device.uuid == device_uuid).values(last_seen=now))

@@ -32,7 +32,7 @@ class DeviceService:
 
     async def delete(self, device_uuid: str) -> None:
         """Removes the device and, by cascade, its report history."""
-        async with self._db.sessions() as session, session.begin():
+        async with self._db.transaction() as session:
             result = await session.execute(
                 delete(Device)
                 .where(Device.uuid == device_uuid)
@@ -43,7 +43,7 @@ class DeviceService:
 
     async def deprovision(self, api_key: str, requested_uuid: str) -> None:
         """The device removes itself; its key opens only its own uuid."""
-        async with self._db.engine.connect() as conn:
+        async with self._db.reads.connect() as conn:
             row = await find_device(conn, api_key)
         require_own(row.uuid, requested_uuid)
         await self.delete(row.uuid)

@@ -55,7 +55,7 @@ class ExchangeService:
 
     async def exchange(self, request: KeyExchangeRequest, now: datetime) -> KeyExchangeResponse:
         device_uuid = request.deviceUuid
-        async with self._db.sessions() as session, session.begin():
+        async with self._db.transaction() as session:
             key = await usable_key(session, request.provisioningApiKey, now)
             if await session.get(Device, device_uuid) is not None:
                 raise already_registered(device_uuid)
@@ -90,7 +90,7 @@ class ExchangeService:
             expires_at=now + self._ttl,
         )
         try:
-            async with self._db.sessions() as session, session.begin():
+            async with self._db.transaction() as session:
                 # Opportunistic purge: expired exchanges are never used again.
                 await session.execute(delete(KeyExchange).where(KeyExchange.expires_at <= now))
                 await session.execute(

@@ -111,7 +111,7 @@ class KeyService:
             revoked_at=None,
             created_at=now,
         )
-        async with self._db.sessions() as session, session.begin():
+        async with self._db.transaction() as session:
             session.add(record)
         return CreatedKey(record=record, key=secret)
 
@@ -122,7 +122,7 @@ class KeyService:
 
     async def revoke(self, key_id: int, now: datetime) -> ProvisioningKey:
         """Idempotent: revoking a revoked key keeps its first revocation time."""
-        async with self._db.sessions() as session, session.begin():
+        async with self._db.transaction() as session:
             key = await session.get(ProvisioningKey, key_id) if 1 <= key_id <= MAX_KEY_ID else None
             if key is None:
                 raise NotFound(f"provisioning key {key_id} does not exist")

@@ -98,7 +98,7 @@ class RegistrationService:
         self, request: RegisterRequest, api_endpoint: str, now: datetime
     ) -> RegisterResponse:
         device_uuid = request.deviceUuid
-        async with self._db.sessions() as session, session.begin():
+        async with self._db.transaction() as session:
             exchange = await session.get(KeyExchange, request.keyId)
             if exchange is None or exchange.expires_at <= now:
                 raise exchange_gone(request.keyId)

@@ -93,7 +93,7 @@ class TargetService:
         """Store ``target``; the version moves only when the state really changed."""
         new_hash = target.state_hash()
         for _ in range(_SET_ATTEMPTS):
-            async with self._db.sessions() as session, session.begin():
+            async with self._db.transaction() as session:
                 device = await session.get(Device, device_uuid)
                 if device is None:
                     raise NotFound(f"device {device_uuid} does not exist")
@@ -115,7 +115,7 @@ class TargetService:
         raise Conflict("the target changed concurrently too often; try again")
 
     async def poll(self, api_key: str, requested_uuid: str, now: datetime) -> PollResult:
-        async with self._db.engine.connect() as conn:
+        async with self._db.reads.connect() as conn:
             row = await find_device(conn, api_key, Device.target_etag, Device.target_body)
         require_own(row.uuid, requested_uuid)
         if seen_is_stale(row.last_seen, now):
