@@ -25,7 +25,7 @@ from iotistic_cloud.settings import database_url as async_url
 from sqlalchemy import text
 
 from tests.cloud.device_kit import ADMIN_TOKEN, create_key
-from tests.support.postgres import PostgresServer, PostgresUnavailable
+from tests.support.postgres import PostgresServer, postgres_or_fail
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -46,14 +46,8 @@ class SettableClock:
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """One PostgreSQL server for the session; each user creates its own database in it."""
-    try:
-        server = PostgresServer().start()
-    except PostgresUnavailable as exc:
-        pytest.fail(f"PostgreSQL is required for the cloud tests: {exc}")
-    try:
+    with postgres_or_fail("the cloud tests") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -3,6 +3,8 @@
     with PostgresServer() as server:
         url = server.create_database("mytest")   # postgresql://postgres@127.0.0.1:<port>/mytest
 
+In a fixture, ``with postgres_or_fail("the cloud tests") as server: yield server``.
+
 initdb writes a fresh cluster into a temporary directory; the server listens on
 127.0.0.1:<free port> with its unix socket in that directory and trust authentication, with
 durability off (fsync) because the data is thrown away. PostgreSQL refuses to run as root,
@@ -12,6 +14,7 @@ PostgresUnavailable: callers fail the test run (they never skip).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import re
@@ -19,9 +22,12 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
+
+import pytest
 
 from tests.integration.waiting import wait_for
 from tests.support.net import free_port
@@ -188,3 +194,16 @@ class PostgresServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def postgres_or_fail(purpose: str) -> Iterator[PostgresServer]:
+    """A running server for a fixture; its absence fails the tests (they never skip)."""
+    try:
+        server = PostgresServer().start()
+    except PostgresUnavailable as exc:
+        pytest.fail(f"PostgreSQL is required for {purpose}: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
