@@ -20,7 +20,7 @@ from tests.integration.agent_process import AgentProcess, app, service_container
 from tests.integration.dockerkit import ImageSet
 from tests.integration.waiting import wait_for
 from tests.support.cloud_process import CloudProcess
-from tests.support.postgres import PostgresServer, PostgresUnavailable
+from tests.support.postgres import PostgresServer, postgres_or_fail
 
 POLL_MS = 1000
 # Short intervals and backoff so that a test sees many cycles in seconds; the logic is the
@@ -37,14 +37,8 @@ FAILED_PULL = {"ImagePullBackOff", "ErrImagePull"}
 
 @pytest.fixture(scope="module")
 def postgres_server() -> Iterator[PostgresServer]:
-    try:
-        server = PostgresServer().start()
-    except PostgresUnavailable as exc:
-        pytest.fail(f"PostgreSQL is required for the end-to-end cloud tests: {exc}")
-    try:
+    with postgres_or_fail("the end-to-end cloud tests") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
