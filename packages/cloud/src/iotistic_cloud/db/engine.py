@@ -25,13 +25,20 @@ SessionFactory = async_sessionmaker[AsyncSession]
 
 
 def create_engine(url: str) -> AsyncEngine:
+    # hide_parameters: a database error in a log must not carry the values (hashes, keys).
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
     # No pool_pre_ping: it costs a round trip per request (measured: a third of the poll's
     # throughput); a connection lost in a database restart fails one request with 503.
     # A pool larger than the usual concurrency: overflow connections are closed on return,
     # and opening one (TLS negotiation included) costs more than the query.
-    return create_async_engine(url, pool_size=20, max_overflow=10)
+    return create_async_engine(
+        url,
+        pool_size=20,
+        max_overflow=10,
+        hide_parameters=True,
+        connect_args={"server_settings": {"application_name": "iotistic-cloud"}},
+    )
 
 
 def session_factory(engine: AsyncEngine) -> SessionFactory:
@@ -43,7 +50,9 @@ def _sqlite_engine(url: str) -> AsyncEngine:
     database = make_url(url).database
     if database:
         Path(database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    engine = create_async_engine(
+        url, hide_parameters=True, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    )
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
 
