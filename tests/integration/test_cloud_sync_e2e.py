@@ -7,6 +7,7 @@ Run on both of the cloud's database backends: SQLite (embedded default) and Post
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import pytest
 
 from tests.integration.agent_process import AgentProcess, app, service_containers, svc, target
 from tests.integration.dockerkit import ImageSet
+from tests.integration.test_iotctl import iotctl
 from tests.integration.waiting import wait_for
 from tests.support.cloud_process import CloudProcess
 from tests.support.postgres import PostgresServer, postgres_or_fail
@@ -169,3 +171,77 @@ def test_device_provisions_follows_the_cloud_and_survives_an_outage(
         print(f"\n[e2e] target fetched {fetched_after:.2f}s after set-target; {queued} queued")
     finally:
         agent.stop()
+
+
+def test_operator_provisioning_against_the_real_cloud(
+    tmp_path: Path, images: ImageSet, docker_clean: None
+) -> None:
+    """iotctl provision / deprovision with the real cloud: each refusal reaches the operator
+    with the cloud's reason and stores nothing; deprovision keeps the identity; no secret is
+    ever logged on either side."""
+    cloud = CloudProcess(tmp_path / "cloud").start()
+    agent = AgentProcess(tmp_path / "agent", **FAST_SYNC).start()
+    try:
+
+        def key(*args: str) -> str:
+            created = cloud.cli("keys", "create", "--quiet", *args)
+            assert created.returncode == 0, created.stderr
+            return created.stdout.strip()
+
+        single = key("--max-devices", "1")
+        revoked_key = key()
+        revoked_id = next(
+            k["id"] for k in cli_json(cloud, "keys", "list") if revoked_key.startswith(k["prefix"])
+        )
+        assert cloud.cli("keys", "revoke", str(revoked_id)).returncode == 0
+        refusals = {
+            "x" * 40: "provisioning key is not valid",
+            revoked_key: "revoked",
+        }
+        for bad, reason in refusals.items():
+            proc = iotctl(agent, "provision", bad, "--api", cloud.url)
+            assert proc.returncode != 0 and reason in proc.stderr, proc.stderr
+            assert bad not in proc.stderr + proc.stdout
+        assert agent.get("/v1/provision").json()["provisioned"] is False
+        assert cli_json(cloud, "devices", "list") == []
+
+        proc = iotctl(agent, "provision", single, "--api", cloud.url, "--name", "pump-7")
+        assert proc.returncode == 0, proc.stderr
+        device = agent.get("/v1/provision").json()
+        assert device["provisioned"] is True and device["deviceName"] == "pump-7"
+        listed = cli_json(cloud, "devices", "list")
+        assert [d["uuid"] for d in listed] == [device["uuid"]]
+        wait_for(lambda: cloud_state(agent)["state"] == "online", 15)
+
+        # The same single-use key for a second device is exhausted.
+        other = AgentProcess(tmp_path / "other", **FAST_SYNC).start()
+        try:
+            proc = iotctl(other, "provision", single, "--api", cloud.url)
+            assert proc.returncode != 0 and "maximum of 1 device" in proc.stderr, proc.stderr
+        finally:
+            other.stop()
+
+        # Deprovision: gone from the cloud, sync stopped, identity kept for later.
+        proc = iotctl(agent, "deprovision")
+        assert proc.returncode == 0, proc.stderr
+        assert cli_json(cloud, "devices", "list") == []
+        after = agent.get("/v1/provision").json()
+        assert after["provisioned"] is False and after["uuid"] == device["uuid"]
+        assert cloud_state(agent)["state"] in ("not provisioned", "not configured")
+        again = iotctl(agent, "provision", key(), "--api", cloud.url)
+        assert again.returncode == 0, again.stderr
+        assert [d["uuid"] for d in cli_json(cloud, "devices", "list")] == [device["uuid"]]
+
+        # No secret in any log: provisioning keys, the device API key, the MQTT password.
+        row = (
+            sqlite3.connect(agent.database)
+            .execute("SELECT apiKey, mqttPassword FROM device")
+            .fetchone()
+        )
+        secrets = [single, revoked_key, *row]
+        logs = agent.log() + cloud.log()
+        for secret in secrets:
+            assert secret and secret not in logs
+    finally:
+        agent.stop()
+        cloud.stop()
