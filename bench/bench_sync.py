@@ -7,7 +7,8 @@ The agent side is the real code: `TargetPoller.poll_once` and `StateReporter.rep
 with its SQLite stores, the collector's real psutil metrics and a 10-service applications
 state, over one keep-alive aiohttp session. Baseline in the same run: two bare aiohttp
 requests (`GET /health`) per cycle, i.e. the HTTP stack alone. Also reported: one full
-report's size on the wire (plain and gzip) and a typical diff's.
+report's size on the wire (plain and gzip) and a typical diff's; and the real agent's RSS
+in local mode, right after provisioning, and provisioned and syncing after a restart.
 """
 
 from __future__ import annotations
@@ -41,7 +42,10 @@ from iotistic_agent.store.sync_store import SyncStore  # noqa: E402
 from iotistic_agent.store.target_store import TargetStore  # noqa: E402
 
 from bench.bench_cloud import FULL_FIELDS  # noqa: E402
+from bench.bench_device_api import settled_rss  # noqa: E402
 from tests.cloud.device_kit import provision  # noqa: E402
+from tests.integration.agent_process import AgentProcess  # noqa: E402
+from tests.integration.waiting import wait_for  # noqa: E402
 from tests.support.cloud_process import CloudProcess  # noqa: E402
 
 
@@ -128,6 +132,39 @@ async def measure(cloud: CloudProcess, data_dir: Path, cycles: int) -> None:
     print(f"at the defaults (a report every 10 s): at most {per_day_s:.0f} s of CPU per day")
 
 
+def agent_rss(cloud: CloudProcess, work: Path) -> None:
+    """RSS of the real agent: local mode, just provisioned, and syncing after a restart."""
+    local = AgentProcess(work / "local").start()
+    try:
+        assert local.proc is not None
+        local_rss = settled_rss(local.proc.pid)
+    finally:
+        local.stop()
+    key = cloud.cli("keys", "create", "--quiet").stdout.strip()
+    env = {
+        "PROVISIONING_API_KEY": key,
+        "CLOUD_API_ENDPOINT": cloud.url,
+        "REPORT_INTERVAL_MS": "1000",
+        "POLL_INTERVAL_MS": "1000",
+    }
+    agent = AgentProcess(work / "synced", **env).start()
+    try:
+        wait_for(lambda: agent.get("/v1/device").json()["cloud"]["state"] == "online", 30)
+        assert agent.proc is not None
+        provisioned_rss = settled_rss(agent.proc.pid)
+        agent.terminate()
+        agent.start()
+        wait_for(lambda: agent.get("/v1/device").json()["cloud"].get("reportsSent", 0) >= 2, 30)
+        syncing_rss = settled_rss(agent.proc.pid)
+    finally:
+        agent.stop()
+    print(
+        f"agent RSS: local mode {local_rss:.1f} MB; right after provisioning "
+        f"{provisioned_rss:.1f} MB ({provisioned_rss / local_rss:.2f}x); provisioned and "
+        f"syncing after a restart {syncing_rss:.1f} MB ({syncing_rss / local_rss:.2f}x)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=300)
@@ -141,6 +178,7 @@ def main() -> None:
             os.sched_setaffinity(cloud.proc.pid, {0})
         try:
             asyncio.run(measure(cloud, Path(work), args.cycles))
+            agent_rss(cloud, Path(work))
         finally:
             cloud.stop()
 
