@@ -48,6 +48,11 @@ class Cli:
         assert result.returncode == 0, result.stderr
         return result.stdout
 
+    def ok_together(self, *commands: tuple[str, ...]) -> list[str]:
+        """Independent read-only commands, run side by side (each its own process)."""
+        with ThreadPoolExecutor(max_workers=len(commands)) as pool:
+            return list(pool.map(lambda args: self.ok(*args), commands))
+
     def fails(self, code: int, *args: str, stdin: str | None = None) -> str:
         result = self(*args, stdin=stdin)
         assert result.returncode == code, (result.stdout, result.stderr)
@@ -74,16 +79,14 @@ def test_keys_create_list_revoke(cli: Cli) -> None:
     )
     assert (created["id"], created["fleet"], created["maxDevices"]) == (2, "lab", 2)
 
-    listed = json.loads(cli.ok("keys", "list", "--json"))
-    assert [(k["id"], k["fleet"], k["status"]) for k in listed] == [
-        (1, "default", "active"),
+    assert cli.ok("keys", "revoke", "1") == "revoked key 1\n"
+    listed_json, listed_table = cli.ok_together(("keys", "list", "--json"), ("keys", "list"))
+    assert [(k["id"], k["fleet"], k["status"]) for k in json.loads(listed_json)] == [
+        (1, "default", "revoked"),
         (2, "lab", "active"),
     ]
-    text = json.dumps(listed)
-    assert quiet.strip() not in text and created["key"] not in text
-
-    assert cli.ok("keys", "revoke", "1") == "revoked key 1\n"
-    table = cli.ok("keys", "list").splitlines()
+    assert quiet.strip() not in listed_json and created["key"] not in listed_json
+    table = listed_table.splitlines()
     assert table[0].split() == ["ID", "FLEET", "PREFIX", "STATUS", "DEVICES", "EXPIRES"]
     assert table[1].split()[:5] == ["1", "default", f"{quiet[:8]}...", "revoked", "0/unlimited"]
     assert (cli.data_dir / "cloud.sqlite").exists()
@@ -160,15 +163,18 @@ async def test_devices_commands_on_postgresql(pg_url: str, tmp_path: Path) -> No
     same = cli(*("devices", "set-target", device.uuid, "-"), stdin=json.dumps(desired))
     assert (same.returncode, same.stdout, same.stderr) == (0, "1\n", "target unchanged\n")
 
-    shown = json.loads(cli.ok("devices", "show", device.uuid, "--json"))
+    shown_json, human, reports_json = cli.ok_together(
+        ("devices", "show", device.uuid, "--json"),
+        ("devices", "show", device.uuid),
+        ("devices", "reports", device.uuid, "--json", "--limit", "5"),
+    )
+    shown = json.loads(shown_json)
     assert shown["target"] == desired
     assert shown["targetVersion"] == 1
     assert shown["reportedState"]["cpu_usage"] == 12.0
-    assert device.api_key not in json.dumps(shown)
-    human = cli.ok("devices", "show", device.uuid)
+    assert device.api_key not in shown_json
     assert "uuid:" in human and "nginx:1.25" in human
-
-    reports = json.loads(cli.ok("devices", "reports", device.uuid, "--json", "--limit", "5"))
+    reports = json.loads(reports_json)
     assert [(r["sequence"], r["full"]) for r in reports] == [(1, True)]
 
     assert cli.ok("devices", "delete", device.uuid) == f"deleted {device.uuid}\n"

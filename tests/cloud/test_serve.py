@@ -72,16 +72,3 @@ async def test_serve_on_postgresql(pg_url: str, tmp_path: Path) -> None:
         assert cloud.stop() in STOPPED, cloud.log()
     assert "iotistic-cloud listening on http://127.0.0.1:" in cloud.log()
     assert "Application shutdown complete" in cloud.log()
-
-
-async def test_serve_with_defaults(tmp_path: Path) -> None:
-    """No DATABASE_URL and no ADMIN_TOKEN: SQLite and a generated token in the data dir."""
-    cloud = CloudProcess(tmp_path / "cloud", admin_token="").start()
-    try:
-        token = (tmp_path / "cloud" / "admin.token").read_text().strip()
-        assert cloud.cli("admin-token").stdout.strip() == token
-        await exercise(cloud, {"Authorization": f"Bearer {token}"})
-    finally:
-        assert cloud.stop() in STOPPED, cloud.log()
-    assert (tmp_path / "cloud" / "cloud.sqlite").exists()
-    assert token not in cloud.log()
