@@ -80,6 +80,7 @@ class Reconciler:
         self._pass_lock = asyncio.Lock()
         self._seen_running: set[str] = set()
         self._restart_counts: dict[str, int] = {}
+        self._exit_codes: dict[str, int] = {}
         self.last_snapshot: EngineSnapshot | None = None
         self.engine_error: str | None = None
 
@@ -268,6 +269,10 @@ class Reconciler:
             if record is not None and record.reason != "CrashLoopBackOff":
                 self._clear(step.service.key)
 
+    def _last_exit(self, container_id: str) -> str:
+        code = self._exit_codes.get(container_id)
+        return "" if code is None else f", last exit code {code}"
+
     def _observe(self, snapshot: EngineSnapshot, target: Mapping[int, AppSpec]) -> None:
         """Turn what the engine shows into failure records: crashes, recoveries, stale ones."""
         now = self._clock()
@@ -283,6 +288,10 @@ class Reconciler:
                     if c.config_hash != spec.config_hash:
                         continue
                     record = self._failures.get(spec.key)
+                    if c.status != "running" and c.exit_code:
+                        # Docker resets ExitCode to 0 once the engine has started the container
+                        # again: the crash's code is visible only while it is down, so keep it.
+                        self._exit_codes[c.id] = c.exit_code
                     previous_restarts = self._restart_counts.get(c.id)
                     self._restart_counts[c.id] = c.restart_count
                     if c.status in ("exited", "dead") and c.id in self._seen_running:
@@ -298,8 +307,8 @@ class Reconciler:
                         self._fail(
                             spec.key,
                             "CrashLoopBackOff",
-                            f"container restarted by the engine ({c.restart_count} restarts, "
-                            f"last exit code {c.exit_code})",
+                            f"container restarted by the engine ({c.restart_count} restarts"
+                            f"{self._last_exit(c.id)})",
                             f"{c.id}#{c.restart_count}",
                         )
                     elif c.status == "running":
@@ -314,6 +323,8 @@ class Reconciler:
         self._seen_running &= live
         for cid in set(self._restart_counts) - live:
             del self._restart_counts[cid]
+        for cid in set(self._exit_codes) - live:
+            del self._exit_codes[cid]
 
 
 def _describe(step: Step) -> str:
