@@ -144,7 +144,12 @@ def reports(
         print_json(views)
         return
     rows = [
-        (v.sequence, "full" if v.full else "diff", v.reportedAt, v.receivedAt, len(v.body))
+        (v.sequence, "full" if v.full else "diff", v.reportedAt, v.receivedAt, _fields(v.body))
         for v in views
     ]
     print_table(("SEQUENCE", "KIND", "REPORTED AT", "RECEIVED AT", "FIELDS"), rows)
+
+
+def _fields(body: dict[str, object]) -> str:
+    """What a report carried, by name (its bookkeeping left out)."""
+    return ", ".join(sorted(set(body) - {"full", "sequence", "reportedAt"})) or "-"
