@@ -102,3 +102,11 @@ def test_a_broken_token_file_is_an_error(tmp_path: Path) -> None:
     token_file(settings).write_text("\n")
     with pytest.raises(SettingsError, match="empty or too short"):
         admin_token(settings)
+
+
+def test_an_unwritable_data_dir_asks_for_admin_token(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    settings = Settings.from_env({"CLOUD_DATA_DIR": str(blocker / "cloud")})
+    with pytest.raises(SettingsError, match="set ADMIN_TOKEN or make CLOUD_DATA_DIR writable"):
+        admin_token(settings)

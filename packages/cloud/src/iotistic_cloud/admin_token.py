@@ -22,9 +22,15 @@ def admin_token(settings: Settings) -> str:
     if settings.admin_token is not None:
         return settings.admin_token
     path = token_file(settings)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if not path.exists():
-        _publish(path, new_token())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not path.exists():
+            _publish(path, new_token())
+    except OSError as exc:
+        raise SettingsError(
+            f"cannot create the admin token file {path} ({exc.strerror or exc}); "
+            "set ADMIN_TOKEN or make CLOUD_DATA_DIR writable"
+        ) from None
     return _read(path)
 
 
