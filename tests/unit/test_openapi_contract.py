@@ -409,3 +409,11 @@ async def test_routes_that_do_not_need_the_engine_still_answer_without_it(api: A
     diagnostics = await api.check("GET", "/v1/diagnostics", "/v1/diagnostics", 200)
     assert diagnostics.json()["ok"] is False
     await api.check("GET", "/v2/applications/state", "/v2/applications/state", 200)
+
+
+def test_the_documented_config_keys_are_the_runtime_config_keys() -> None:
+    from iotistic_agent.runtime_config import DESCRIPTIONS
+
+    document = json.loads(DOCUMENT.read_text())
+    documented = document["components"]["schemas"]["ConfigEntry"]["properties"]["key"]["enum"]
+    assert sorted(documented) == sorted(DESCRIPTIONS)
