@@ -200,6 +200,16 @@ def make_reporter(
     return reporter, gate, monitor
 
 
+async def report_through_an_outage(
+    reporter: StateReporter, fake: FakeCloud, clock: Clock, reports: int
+) -> None:
+    """The cloud fails while the device builds ``reports`` more reports."""
+    fake.failing = True
+    for _ in range(reports):
+        clock.now += 10
+        await reporter.report_once()
+
+
 class Device:
     """The device's state as the collector would see it; tests change it between reports."""
 
@@ -240,10 +250,7 @@ async def test_reports_queue_on_disk_during_an_outage_and_arrive_in_order(
     store = SyncStore(open_database(tmp_path / "d.sqlite"), 100)
     reporter, _, monitor = make_reporter(session, endpoint, store, clock, Device())
     await reporter.report_once()
-    fake.failing = True
-    for _ in range(5):
-        clock.now += 10
-        await reporter.report_once()
+    await report_through_an_outage(reporter, fake, clock, reports=5)
     assert store.queued() == 5 and monitor.state == "offline"
     fake.failing = False
     clock.now += 10
@@ -316,10 +323,7 @@ async def test_a_full_queue_drops_the_oldest_and_the_next_report_is_full(
     store = SyncStore(open_database(tmp_path / "d.sqlite"), 3)
     reporter, _, _ = make_reporter(session, endpoint, store, clock, Device())
     await reporter.report_once()
-    fake.failing = True
-    for _ in range(5):
-        clock.now += 10
-        await reporter.report_once()
+    await report_through_an_outage(reporter, fake, clock, reports=5)
     assert store.queued() == 3
     fake.failing = False
     clock.now += 10
