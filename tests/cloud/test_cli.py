@@ -70,7 +70,8 @@ def cli(tmp_path: Path) -> Cli:
 
 def test_keys_create_list_revoke(cli: Cli) -> None:
     quiet = cli.ok("keys", "create", "--quiet")
-    assert quiet.count("\n") == 1 and len(quiet.strip()) == 43
+    assert quiet.count("\n") == 1
+    assert quiet.strip().startswith("ipk_") and len(quiet.strip()) == 4 + 43
 
     created = json.loads(
         cli.ok(

@@ -91,3 +91,13 @@ def test_trusted_private_key_load_gives_the_same_key() -> None:
     key = generate_private_key()
     loaded = load_private_key(private_key_pem(key), trusted=True)
     assert public_key_pem(loaded) == public_key_pem(key)
+
+
+def test_secrets_say_what_they_are_and_never_look_like_a_command_line_option() -> None:
+    from iotistic_cloud.tokens import PROVISIONING_KEY_PREFIX, new_token
+
+    # token_urlsafe alone starts with '-' once in 64 draws: `iotctl provision <key>` then
+    # read the key as an option (found by CI).
+    keys = [new_token(PROVISIONING_KEY_PREFIX) for _ in range(2000)]
+    assert all(k.startswith("ipk_") and len(k) == 4 + 43 for k in keys)
+    assert len(set(keys)) == len(keys)

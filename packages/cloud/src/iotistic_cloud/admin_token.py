@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Final
 
 from .settings import MIN_ADMIN_TOKEN_CHARS, Settings, SettingsError
-from .tokens import new_token
+from .tokens import ADMIN_TOKEN_PREFIX, new_token
 
 FILE_NAME: Final = "admin.token"
 
@@ -25,7 +25,7 @@ def admin_token(settings: Settings) -> str:
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not path.exists():
-            _publish(path, new_token())
+            _publish(path, new_token(ADMIN_TOKEN_PREFIX))
     except OSError as exc:
         raise SettingsError(
             f"cannot create the admin token file {path} ({exc.strerror or exc}); "

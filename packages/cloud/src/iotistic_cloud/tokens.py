@@ -14,9 +14,16 @@ MQTT_HASH_ITERATIONS: Final = 1000
 MQTT_SALT_BYTES: Final = 12
 
 
-def new_token() -> str:
-    """256 random bits, URL-safe: device API keys, provisioning keys, the admin token."""
-    return secrets.token_urlsafe(32)
+PROVISIONING_KEY_PREFIX: Final = "ipk_"
+DEVICE_API_KEY_PREFIX: Final = "idk_"
+ADMIN_TOKEN_PREFIX: Final = "iat_"
+
+
+def new_token(prefix: str = "") -> str:
+    """256 random bits, URL-safe, after a prefix that says what the secret is: people and
+    secret scanners recognise it, and a key never starts with '-' (which a command line
+    would take for an option)."""
+    return prefix + secrets.token_urlsafe(32)
 
 
 def token_hash(token: str) -> str:

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..db.engine import Database
 from ..db.models import ProvisioningKey
-from ..tokens import new_token, token_hash
+from ..tokens import PROVISIONING_KEY_PREFIX, new_token, token_hash
 from .errors import Forbidden, NotFound, Unauthorized
 
 PREFIX_CHARS: Final = 8
@@ -97,7 +97,7 @@ class KeyService:
         self._db = database
 
     async def create(self, request: NewKey, now: datetime) -> CreatedKey:
-        secret = new_token()
+        secret = new_token(PROVISIONING_KEY_PREFIX)
         expires_at = None
         if request.expiresInS is not None:
             expires_at = now + timedelta(seconds=request.expiresInS)

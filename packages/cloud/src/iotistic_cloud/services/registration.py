@@ -39,7 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from ..db.engine import Database
 from ..db.models import Device, KeyExchange
 from ..settings import MqttBroker
-from ..tokens import mqtt_password_hash, new_token, token_hash
+from ..tokens import DEVICE_API_KEY_PREFIX, mqtt_password_hash, new_token, token_hash
 from .errors import Gone, InvalidInput, Unauthorized
 from .exchanges import already_registered
 from .keys import claim_device_slot, usable_key
@@ -84,7 +84,7 @@ def _open(exchange: KeyExchange, request: RegisterRequest) -> RegistrationData:
 
 
 def _issue(device_public_key: str, device_uuid: str) -> Issued:
-    issued = DeviceSecrets(deviceApiKey=new_token(), mqttPassword=new_token())
+    issued = DeviceSecrets(deviceApiKey=new_token(DEVICE_API_KEY_PREFIX), mqttPassword=new_token())
     box = seal_json(load_public_key(device_public_key), issued, secrets_aad(device_uuid))
     return Issued(issued.deviceApiKey, issued.mqttPassword, box)
 
