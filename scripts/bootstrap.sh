@@ -42,6 +42,13 @@ postgres_server_ok() {
     return 1
 }
 
+# The broker with its dynamic-security plugin, and the command-line clients the tests use.
+mosquitto_ok() {
+    command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || return 1
+    command -v mosquitto_pub >/dev/null 2>&1 || return 1
+    ls /usr/lib/*/mosquitto_dynamic_security.so >/dev/null 2>&1
+}
+
 system_packages_missing() {
     local missing=()
     command -v docker >/dev/null 2>&1 || missing+=(docker)
@@ -50,6 +57,7 @@ system_packages_missing() {
     busybox_static_ok || missing+=(busybox-static)
     python_venv_ok || missing+=(python3-venv)
     postgres_server_ok || missing+=(postgresql)
+    mosquitto_ok || missing+=(mosquitto)
     printf '%s\n' "${missing[@]}"
 }
 
@@ -62,7 +70,8 @@ install_system_packages() {
     apt-get update
     # Without an init system (containers) invoke-rc.d does not start PostgreSQL's cluster.
     apt-get install -y --no-install-recommends \
-        docker.io docker-registry busybox-static python3-venv ca-certificates postgresql
+        docker.io docker-registry busybox-static python3-venv ca-certificates postgresql \
+        mosquitto mosquitto-clients
     missing="$(system_packages_missing)"
     [ -z "$missing" ] || die "still missing after apt-get install: $(echo "$missing" | tr '\n' ' ')"
 }
