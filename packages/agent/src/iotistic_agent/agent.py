@@ -23,6 +23,8 @@ from .device_api.auth import load_or_create_key
 from .device_api.context import ApiContext
 from .factory_reset import wipe_device
 from .logs.ring import LogRing
+from .mqtt.manager import MqttManager
+from .mqtt.service import MqttService
 from .orchestrator.docker import DockerEngine
 from .orchestrator.reconciler import Reconciler
 from .provisioning.service import Provisioner, when_provisioned
@@ -30,7 +32,7 @@ from .runtime_config import RuntimeConfig
 from .settings import AgentSettings
 from .store.config_store import ConfigStore
 from .store.db import open_database
-from .store.device import DeviceStore
+from .store.device import CloudCredentials, DeviceStore
 from .store.failure_store import SqliteFailureStore
 from .store.target_store import TargetStore
 
@@ -56,14 +58,25 @@ async def run_agent(env_settings: AgentSettings, log_ring: LogRing) -> Outcome:
         SqliteFailureStore(conn),
         interval_s=settings.RECONCILIATION_INTERVAL_MS / 1000,
     )
-    cloud = cloud_sync_runner(lambda: config.settings, conn, targets, reconciler, engine)
+    # The MQTT update trigger asks cloud sync to poll now; reports use MQTT while it is up.
+    mqtt = MqttService(lambda creds: MqttManager(creds, on_update=cloud.poll_now))
+    cloud = cloud_sync_runner(lambda: config.settings, conn, targets, reconciler, engine, mqtt)
+
+    def provisioned(credentials: CloudCredentials) -> None:
+        cloud.start(credentials)
+        mqtt.start(devices.mqtt_credentials())
+
+    def deprovisioned() -> None:
+        cloud.stop_soon()
+        mqtt.stop_soon()
+
     provisioner = Provisioner(
         devices,
         lambda: config.settings,
         settings.data_dir,
-        # Sync starts right after provisioning (no restart) and stops on deprovisioning.
-        on_provisioned=cloud.start,
-        on_deprovisioned=cloud.stop_soon,
+        # Sync and MQTT start right after provisioning (no restart), stop on deprovisioning.
+        on_provisioned=provisioned,
+        on_deprovisioned=deprovisioned,
     )
 
     applied = [settings]
@@ -100,6 +113,7 @@ async def run_agent(env_settings: AgentSettings, log_ring: LogRing) -> Outcome:
             request_factory_reset=lambda: finish("factory-reset"),
             provisioner=provisioner,
             cloud=cloud,
+            mqtt=mqtt,
         ),
         api_key=load_or_create_key(settings.data_dir),
     )
@@ -130,7 +144,7 @@ async def run_agent(env_settings: AgentSettings, log_ring: LogRing) -> Outcome:
     }
     credentials = devices.cloud_credentials()
     if credentials is not None:
-        cloud.start(credentials)
+        provisioned(credentials)
     try:
         await stop.wait()
         log.info("stopping for %s", outcome[0])
@@ -140,6 +154,8 @@ async def run_agent(env_settings: AgentSettings, log_ring: LogRing) -> Outcome:
         await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_S)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(cloud.stop(), SHUTDOWN_GRACE_S)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(mqtt.stop(), SHUTDOWN_GRACE_S)
         await runner.cleanup()
         if outcome[0] == "factory-reset":
             conn.close()

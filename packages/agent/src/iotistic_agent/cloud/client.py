@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import logging
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 import aiohttp
+from iotistic_contracts.mqtt import state_topic
 from iotistic_contracts.sync import DeviceTarget, TargetResponse
 from pydantic import ValidationError
 
@@ -16,6 +18,21 @@ from ..store.device import CloudCredentials
 GZIP_ABOVE_BYTES: Final = 1024
 MAX_TARGET_BYTES: Final = 4 * 1024 * 1024
 RETRIED_STATUSES: Final = frozenset({401, 403, 404})
+PUBLISHED: Final = "published"
+
+log = logging.getLogger("iotistic.cloud.report")
+
+
+class ReportPublisher(Protocol):
+    """The MQTT side of report delivery (``MqttService``): reports go over MQTT while the
+    connection is up and over HTTP otherwise."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def publish_confirmed(self, topic: str, payload: bytes, qos: int = 1) -> bool:
+        """True once the broker acknowledged the message (PUBACK for QoS 1)."""
+        ...
 
 
 class SyncFailure(Exception):
@@ -33,9 +50,15 @@ class Fetched:
 
 
 class SyncClient:
-    def __init__(self, session: aiohttp.ClientSession, credentials: CloudCredentials) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        credentials: CloudCredentials,
+        mqtt: ReportPublisher | None = None,
+    ) -> None:
         self._session = session
         self._credentials = credentials
+        self._mqtt = mqtt
         self._auth = {"Authorization": f"Bearer {credentials.api_key}"}
 
     @property
@@ -76,7 +99,19 @@ class SyncClient:
         return target
 
     async def send_report(self, body: str) -> str:
-        """Send one serialised ``StateReport``; returns the cloud's status (accepted/duplicate)."""
+        """Send one serialised ``StateReport``: published on the device's MQTT state topic
+        (QoS 1, the broker's PUBACK counts as delivered) while MQTT is connected, otherwise
+        (or when that fails) PATCHed over HTTP. Returns "published", or the cloud's status
+        (accepted/duplicate)."""
+        mqtt = self._mqtt
+        if mqtt is not None and mqtt.connected:
+            topic = state_topic(self._credentials.uuid)
+            if await mqtt.publish_confirmed(topic, body.encode("utf-8"), 1):
+                return PUBLISHED
+            log.info("state report over MQTT failed; sending it over HTTP")
+        return await self._patch_report(body)
+
+    async def _patch_report(self, body: str) -> str:
         url = f"{self._credentials.endpoint}/api/v1/device/state"
         data = body.encode("utf-8")
         headers = {**self._auth, "Content-Type": "application/json"}

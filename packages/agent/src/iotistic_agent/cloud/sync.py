@@ -14,7 +14,7 @@ from ..provisioning.http import cloud_session
 from ..store.device import CloudCredentials
 from ..store.sync_store import SyncStore
 from ..store.target_store import TargetStore
-from .client import SyncClient
+from .client import ReportPublisher, SyncClient
 from .poller import TargetPoller
 from .reporter import StateReporter
 from .retry import ConnectionMonitor, RetryGate, RetryPolicy
@@ -42,8 +42,10 @@ class CloudSync:
         on_new_target: Callable[[], None],
         timing: SyncTiming,
         clock: Callable[[], float] = time.monotonic,
+        mqtt: ReportPublisher | None = None,
     ) -> None:
         self.credentials = credentials
+        self._mqtt = mqtt
         self._targets = targets
         self._store = store
         self._collect = collect
@@ -75,7 +77,7 @@ class CloudSync:
     async def run(self) -> None:
         creds = self.credentials
         async with cloud_session(creds.ca_cert, creds.verify_tls) as session:
-            client = SyncClient(session, creds)
+            client = SyncClient(session, creds, self._mqtt)
             self.poller = TargetPoller(
                 client,
                 self._targets,

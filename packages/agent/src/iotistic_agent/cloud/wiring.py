@@ -11,6 +11,7 @@ from ..settings import AgentSettings
 from ..store.device import CloudCredentials
 from ..store.sync_store import SyncStore
 from ..store.target_store import TargetStore
+from .client import ReportPublisher
 from .collect import DeviceStateCollector
 from .retry import RetryPolicy
 from .runner import CloudSyncRunner
@@ -36,7 +37,10 @@ def cloud_sync_runner(
     targets: TargetStore,
     reconciler: Reconciler,
     engine: Engine,
+    mqtt: ReportPublisher | None = None,
 ) -> CloudSyncRunner:
+    """``mqtt``: reports go over MQTT while it is connected (see ``SyncClient.send_report``)."""
+
     def make(credentials: CloudCredentials) -> CloudSync:
         current = settings()
         return CloudSync(
@@ -46,6 +50,7 @@ def cloud_sync_runner(
             DeviceStateCollector(targets, reconciler, engine, current.data_dir),
             reconciler.wake,
             sync_timing(current),
+            mqtt=mqtt,
         )
 
     return CloudSyncRunner(make)

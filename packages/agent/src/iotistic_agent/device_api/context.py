@@ -11,6 +11,7 @@ from aiohttp import web
 from ..cloud.runner import CloudSyncRunner
 from ..control import Control
 from ..logs.ring import LogRing
+from ..mqtt.service import MqttService
 from ..orchestrator.engine import Engine
 from ..orchestrator.reconciler import Reconciler
 from ..provisioning.service import Provisioner
@@ -34,6 +35,7 @@ class ApiContext:
     request_factory_reset: Callable[[], None] | None = None
     provisioner: Provisioner | None = None
     cloud: CloudSyncRunner | None = None
+    mqtt: MqttService | None = None
 
 
 CONTEXT_KEY = web.AppKey("iotistic_context", ApiContext)

@@ -53,7 +53,7 @@ async def device(request: web.Request) -> web.Response:
             if ctx.cloud is not None
             else {"state": "not configured", "endpoint": endpoint}
         ),
-        "mqtt": {"state": "not configured"},
+        "mqtt": ctx.mqtt.status() if ctx.mqtt is not None else {"state": "not configured"},
         "engine": {"reachable": snapshot is not None},
         "targetVersion": ctx.targets.stored.version,
         "apps": {

@@ -11,6 +11,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..mqtt.credentials import MqttCredentials, parse_broker
 from .db import transaction
 
 log = logging.getLogger("iotistic.agent")
@@ -137,6 +138,24 @@ class DeviceStore:
             ca_cert=ca_cert if isinstance(ca_cert, str) and ca_cert.strip() else None,
             # Only an explicit false turns verification off.
             verify_tls=tls.get("verifyCertificate") is not False,
+        )
+
+    def mqtt_credentials(self) -> MqttCredentials | None:
+        """The MQTT broker and this device's login; None unless provisioned with a broker."""
+        row = self._conn.execute(
+            "SELECT uuid, provisioned, mqttBrokerUrl, mqttUsername, mqttPassword, "
+            "mqttBrokerConfig FROM device WHERE id = 1"
+        ).fetchone()
+        if row is None or not row["provisioned"] or not row["mqttUsername"]:
+            return None
+        broker = parse_broker(row["mqttBrokerConfig"], row["mqttBrokerUrl"])
+        if broker is None:
+            return None
+        return MqttCredentials(
+            uuid=row["uuid"],
+            username=row["mqttUsername"],
+            password=row["mqttPassword"] or "",
+            broker=broker,
         )
 
     def save_registration(self, registration: DeviceRegistration) -> None:

@@ -1,0 +1,210 @@
+"""One MQTT connection per agent: connect, subscribe, dispatch, publish, reconnect.
+
+``run()`` keeps the connection up until cancelled and never raises: a failure is recorded
+(``status()["lastError"]``), logged, and followed by a new attempt after an exponential
+backoff (1 s doubling to 60 s, +-20 % jitter). Every connection subscribes again (the
+session is clean) and first delivers, in order, what was published while the broker was away
+(the bounded ``Outbox``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..provisioning.backoff import Backoff
+from .credentials import MqttCredentials
+from .outbox import DEFAULT_MAX_MESSAGES, Outbox, Outgoing
+from .routing import OnReading, OnUpdate, Router, SensorCounter, subscriptions
+from .tls import tls_context
+
+if TYPE_CHECKING:
+    import aiomqtt
+
+log = logging.getLogger("iotistic.mqtt")
+
+State = Literal["connected", "connecting", "disconnected", "not configured"]
+RECONNECT_BACKOFF = Backoff(base_s=1.0, max_s=60.0)
+TIMEOUT_S = 10.0
+KEEPALIVE_S = 30
+
+
+class SubscriptionRefused(Exception):
+    """The broker answered a SUBSCRIBE with a failure code (usually its ACL)."""
+
+
+def _ignore() -> None:
+    pass
+
+
+class MqttManager:
+    def __init__(
+        self,
+        credentials: MqttCredentials | None,
+        *,
+        on_update: OnUpdate = _ignore,
+        on_reading: OnReading | None = None,
+        backoff: Backoff = RECONNECT_BACKOFF,
+        outbox_max: int = DEFAULT_MAX_MESSAGES,
+        timeout_s: float = TIMEOUT_S,
+        keepalive_s: int = KEEPALIVE_S,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.credentials = credentials
+        self.sensor_counter = SensorCounter()
+        uuid = credentials.uuid if credentials is not None else ""
+        self._router = Router(uuid, on_update, on_reading or self.sensor_counter)
+        self._backoff = backoff
+        self._outbox = Outbox(outbox_max)
+        self._timeout_s = timeout_s
+        self._keepalive_s = keepalive_s
+        self._rand = rand
+        self._client: aiomqtt.Client | None = None
+        self._send_lock = asyncio.Lock()
+        self._state: State = "not configured" if credentials is None else "disconnected"
+        self._last_error: str | None = None
+        self._connections = 0
+        self.reconnects = 0
+
+    # --- state -----------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
+
+    def status(self) -> dict[str, Any]:
+        broker = self.credentials.broker.url if self.credentials is not None else None
+        return {
+            "state": self._state,
+            "broker": broker,
+            "lastError": self._last_error,
+            "queued": len(self._outbox),
+            "dropped": self._outbox.dropped,
+            "reconnects": self.reconnects,
+            "updatesReceived": self._router.updates,
+            "sensorReadings": self._router.readings,
+            "invalidReadings": self._router.invalid,
+        }
+
+    # --- publishing ------------------------------------------------------------------------
+
+    async def publish(self, topic: str, payload: bytes | str, qos: int = 0) -> None:
+        """Publish now when connected (returns once sent; after the PUBACK for QoS 1), else
+        keep the message for the next connection. The outbox holds at most ``outbox_max``
+        messages; when full the oldest is dropped (with a warning). Never raises."""
+        data = payload.encode("utf-8") if isinstance(payload, str) else payload
+        self._outbox.append(Outgoing(topic, data, qos))
+        client = self._client
+        if client is None:
+            return
+        try:
+            await self._drain(client)
+        except Exception as exc:
+            # Kept in the outbox, in order; the next publish or connection delivers it.
+            log.warning("MQTT publish to %s failed, message kept: %s", topic, _describe(exc))
+
+    async def publish_confirmed(
+        self, topic: str, payload: bytes, qos: int = 1, timeout_s: float | None = None
+    ) -> bool:
+        """Publish without the outbox: True once the broker has it (PUBACK for QoS 1),
+        False when not connected or on any failure (the caller has its own fallback)."""
+        client = self._client
+        if client is None:
+            return False
+        try:
+            await client.publish(topic, payload, qos, timeout=timeout_s or self._timeout_s)
+        except Exception as exc:
+            log.warning("MQTT publish to %s failed: %s", topic, _describe(exc))
+            return False
+        return True
+
+    async def _drain(self, client: aiomqtt.Client) -> None:
+        async with self._send_lock:
+            while (message := self._outbox.peek()) is not None:
+                await client.publish(
+                    message.topic, message.payload, message.qos, timeout=self._timeout_s
+                )
+                self._outbox.pop()
+
+    # --- the connection loop ---------------------------------------------------------------
+
+    async def run(self) -> None:
+        credentials = self.credentials
+        if credentials is None:
+            return
+        failures = 0
+        try:
+            while True:
+                self._state = "connecting"
+                connections_before = self._connections
+                try:
+                    await self._session(credentials)
+                    error = "the broker closed the connection"
+                except Exception as exc:
+                    error = _describe(exc)
+                self._state = "disconnected"
+                self._last_error = error
+                # A connection that was up starts the backoff again from its first step.
+                failures = 1 if self._connections > connections_before else failures + 1
+                delay = self._backoff.delay(failures, self._rand)
+                log.warning(
+                    "MQTT %s: %s; reconnecting in %.1f s", credentials.broker.url, error, delay
+                )
+                await asyncio.sleep(delay)
+        finally:
+            self._client = None
+            self._state = "disconnected"
+
+    async def _session(self, credentials: MqttCredentials) -> None:
+        import aiomqtt  # lazily: paho and aiomqtt cost memory only once MQTT is used
+
+        broker = credentials.broker
+        client = aiomqtt.Client(
+            broker.host,
+            broker.port,
+            username=credentials.username,
+            password=credentials.password,
+            identifier=credentials.client_id,
+            tls_context=tls_context(broker),
+            timeout=self._timeout_s,
+            keepalive=self._keepalive_s,
+            clean_session=True,
+            logger=logging.getLogger("iotistic.mqtt.paho"),
+        )
+        async with client:
+            for topic, qos in subscriptions(credentials.uuid):
+                granted = await client.subscribe(topic, qos)
+                if any(_refused(code) for code in granted):
+                    raise SubscriptionRefused(f"the broker refused the subscription to {topic}")
+            await self._drain(client)
+            self._client = client
+            self._state = "connected"
+            self._last_error = None
+            if self._connections:
+                self.reconnects += 1
+            self._connections += 1
+            log.info("MQTT connected to %s as %s", broker.url, credentials.client_id)
+            try:
+                async for message in client.messages:
+                    payload = message.payload
+                    data = payload if isinstance(payload, bytes) else str(payload).encode()
+                    self._router.dispatch(message.topic.value, data)
+            finally:
+                self._client = None
+
+
+def _refused(code: Any) -> bool:
+    # MQTT 3.1.1 grants a QoS (0-2) or 0x80 for a failure; paho wraps them as ReasonCode.
+    value = getattr(code, "value", code)
+    return isinstance(value, int) and value >= 0x80
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
+        return f"TLS certificate verification failed: {exc}"
+    text = str(exc).strip()
+    return text or type(exc).__name__
