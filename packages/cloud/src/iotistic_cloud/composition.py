@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 from .clock import Clock, utc_now
 from .db.engine import Database
+from .mqtt.accounts import BrokerAccounts, DeviceAccounts, NoBroker
+from .mqtt.link import MqttLink
+from .mqtt.reports import StateReportHandler
 from .services.devices import DeviceService
 from .services.exchanges import ExchangeService
 from .services.keys import KeyService
@@ -26,20 +29,29 @@ class Cloud:
     devices: DeviceService
     targets: TargetService
     reports: ReportService
+    # None when broker management is off (no MQTT_PASSWORD).
+    mqtt: MqttLink | None
 
 
 def build_cloud(
     settings: Settings, database: Database | None = None, clock: Clock = utc_now
 ) -> Cloud:
     database = database if database is not None else Database(settings.database_url)
+    reports = ReportService(database)
+    mqtt: MqttLink | None = None
+    accounts: DeviceAccounts = NoBroker()
+    if settings.mqtt_admin is not None:
+        mqtt = MqttLink(settings.mqtt_admin, on_state=StateReportHandler(reports, clock))
+        accounts = BrokerAccounts(mqtt)
     return Cloud(
         settings=settings,
         database=database,
         clock=clock,
         keys=KeyService(database),
         exchanges=ExchangeService(database, settings.key_exchange_ttl_s),
-        registration=RegistrationService(database, settings.mqtt),
-        devices=DeviceService(database),
-        targets=TargetService(database),
-        reports=ReportService(database),
+        registration=RegistrationService(database, settings.mqtt, accounts),
+        devices=DeviceService(database, accounts),
+        targets=TargetService(database, accounts),
+        reports=reports,
+        mqtt=mqtt,
     )

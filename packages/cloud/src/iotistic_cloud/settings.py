@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -15,6 +15,9 @@ DEFAULT_OFFLINE_AFTER_S: Final = 60
 DEFAULT_KEY_EXCHANGE_TTL_S: Final = 600
 MIN_ADMIN_TOKEN_CHARS: Final = 16
 _MQTT_DEFAULT_PORTS: Final = {"mqtt": 1883, "mqtts": 8883}
+DEFAULT_MQTT_USERNAME: Final = "iotistic-cloud"
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+_FALSE: Final = frozenset({"0", "false", "no", "off"})
 
 
 class SettingsError(ValueError):
@@ -28,6 +31,26 @@ class MqttBroker:
     host: str
     port: int
     ca_cert: str | None
+    # Sent to devices as brokerConfig.verifyCertificate (MQTT_VERIFY_CERTIFICATE).
+    verify_certificate: bool = True
+
+
+@dataclass(frozen=True)
+class MqttAdmin:
+    """How the cloud itself connects to the broker to manage devices (MQTT_PASSWORD set)."""
+
+    url: str
+    protocol: str
+    host: str
+    port: int
+    username: str
+    password: str = field(repr=False)
+    # PEM file of the CA that signed the broker's certificate (mqtts only); None: system CAs.
+    ca_cert_file: str | None = None
+
+    @property
+    def use_tls(self) -> bool:
+        return self.protocol == "mqtts"
 
 
 @dataclass(frozen=True)
@@ -39,6 +62,8 @@ class Settings:
     mqtt: MqttBroker
     offline_after_s: int
     key_exchange_ttl_s: int
+    # None: broker management is off (no MQTT_PASSWORD); devices get credentials all the same.
+    mqtt_admin: MqttAdmin | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -61,9 +86,11 @@ class Settings:
             mqtt=mqtt_broker(
                 env.get("MQTT_BROKER_URL") or DEFAULT_MQTT_BROKER_URL,
                 env.get("MQTT_CA_CERT_FILE") or None,
+                verify_certificate=_bool(env, "MQTT_VERIFY_CERTIFICATE", True),
             ),
             offline_after_s=_positive_int(env, "DEVICE_OFFLINE_AFTER_S", DEFAULT_OFFLINE_AFTER_S),
             key_exchange_ttl_s=_positive_int(env, "KEY_EXCHANGE_TTL_S", DEFAULT_KEY_EXCHANGE_TTL_S),
+            mqtt_admin=mqtt_admin_from_env(env),
         )
 
 
@@ -92,33 +119,91 @@ def _asyncpg_query(url: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def mqtt_broker(url: str, ca_cert_file: str | None) -> MqttBroker:
+def _mqtt_url(url: str, variable: str) -> tuple[str, str, int]:
     parts = urlsplit(url)
     protocol = parts.scheme.lower()
     if protocol not in _MQTT_DEFAULT_PORTS:
-        raise SettingsError("MQTT_BROKER_URL must start with mqtt:// or mqtts://")
+        raise SettingsError(f"{variable} must start with mqtt:// or mqtts://")
     try:
         port = parts.port or _MQTT_DEFAULT_PORTS[protocol]
     except ValueError:
-        raise SettingsError("MQTT_BROKER_URL has an invalid port") from None
+        raise SettingsError(f"{variable} has an invalid port") from None
     if not parts.hostname:
-        raise SettingsError("MQTT_BROKER_URL has no host")
-    ca_cert = None
-    if ca_cert_file is not None:
-        try:
-            ca_cert = Path(ca_cert_file).read_text(encoding="ascii")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SettingsError(f"MQTT_CA_CERT_FILE cannot be read: {exc}") from None
-        if "-----BEGIN CERTIFICATE-----" not in ca_cert:
-            raise SettingsError("MQTT_CA_CERT_FILE is not a PEM certificate")
-    host = parts.hostname
+        raise SettingsError(f"{variable} has no host")
+    return protocol, parts.hostname, port
+
+
+def _read_pem(path: str, variable: str) -> str:
+    try:
+        pem = Path(path).read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{variable} cannot be read: {exc}") from None
+    if "-----BEGIN CERTIFICATE-----" not in pem:
+        raise SettingsError(f"{variable} is not a PEM certificate")
+    return pem
+
+
+def mqtt_broker(
+    url: str, ca_cert_file: str | None, *, verify_certificate: bool = True
+) -> MqttBroker:
+    protocol, host, port = _mqtt_url(url, "MQTT_BROKER_URL")
+    ca_cert = None if ca_cert_file is None else _read_pem(ca_cert_file, "MQTT_CA_CERT_FILE")
     return MqttBroker(
         url=f"{protocol}://{_url_host(host)}:{port}",
         protocol=protocol,
         host=host,
         port=port,
         ca_cert=ca_cert,
+        verify_certificate=verify_certificate,
     )
+
+
+def mqtt_admin(
+    url: str,
+    password: str,
+    username: str = DEFAULT_MQTT_USERNAME,
+    ca_cert_file: str | None = None,
+) -> MqttAdmin:
+    protocol, host, port = _mqtt_url(url, "MQTT_ADMIN_URL")
+    if ca_cert_file is not None:
+        _read_pem(ca_cert_file, "MQTT_ADMIN_CA_CERT_FILE")
+    return MqttAdmin(
+        url=f"{protocol}://{_url_host(host)}:{port}",
+        protocol=protocol,
+        host=host,
+        port=port,
+        username=username,
+        password=password,
+        ca_cert_file=ca_cert_file,
+    )
+
+
+def mqtt_admin_from_env(env: Mapping[str, str]) -> MqttAdmin | None:
+    """Broker management is on when MQTT_PASSWORD is set. The cloud connects to
+    MQTT_ADMIN_URL (default: MQTT_BROKER_URL); for mqtts it trusts MQTT_ADMIN_CA_CERT_FILE,
+    else MQTT_CA_CERT_FILE, else the system's CAs, and always verifies the certificate."""
+    password = env.get("MQTT_PASSWORD") or None
+    if password is None:
+        return None
+    url = env.get("MQTT_ADMIN_URL") or env.get("MQTT_BROKER_URL") or DEFAULT_MQTT_BROKER_URL
+    ca_file = env.get("MQTT_ADMIN_CA_CERT_FILE") or env.get("MQTT_CA_CERT_FILE") or None
+    return mqtt_admin(
+        url,
+        password,
+        username=env.get("MQTT_USERNAME") or DEFAULT_MQTT_USERNAME,
+        ca_cert_file=ca_file,
+    )
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
 
 def _url_host(host: str) -> str:

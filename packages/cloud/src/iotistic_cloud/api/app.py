@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,6 +21,8 @@ from . import admin_routes, device_routes, health_routes, provisioning_routes
 from .body_limit import BodyLimitMiddleware
 from .errors import install_error_handlers
 from .openapi import install_openapi
+
+log = logging.getLogger("iotistic.cloud")
 
 
 def create_app(
@@ -36,9 +41,19 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if migrate_on_start:
             await upgrade(cloud.database.engine)
+        link_task: asyncio.Task[None] | None = None
+        if cloud.mqtt is None:
+            log.info("MQTT broker management is off (MQTT_PASSWORD is not set)")
+        else:
+            # One connection for this process: device accounts, state reports, update triggers.
+            link_task = asyncio.create_task(cloud.mqtt.run(), name="mqtt-link")
         try:
             yield
         finally:
+            if link_task is not None:
+                link_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await link_task
             if database is None:
                 await cloud.database.dispose()
 

@@ -29,6 +29,7 @@ STATUS: Final[dict[type[svc.ServiceError], int]] = {
     svc.TooLarge: 413,
     svc.UnsupportedEncoding: 415,
     svc.TooManyRequests: 429,
+    svc.Unavailable: 503,
 }
 # The request part a parameter came from; the body's fields are named without a prefix.
 _SOURCES: Final = ("body", "path", "query", "header", "cookie")

@@ -6,6 +6,7 @@ from sqlalchemy import delete, select
 
 from ..db.engine import Database
 from ..db.models import Device
+from ..mqtt.accounts import DeviceAccounts, NoBroker
 from .device_auth import find_device, require_own
 from .errors import NotFound
 
@@ -15,8 +16,9 @@ def not_found(device_uuid: str) -> NotFound:
 
 
 class DeviceService:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, accounts: DeviceAccounts | None = None) -> None:
         self._db = database
+        self._accounts = accounts if accounts is not None else NoBroker()
 
     async def list(self) -> list[Device]:
         async with self._db.sessions() as session:
@@ -31,7 +33,15 @@ class DeviceService:
         return device
 
     async def delete(self, device_uuid: str) -> None:
-        """Removes the device and, by cascade, its report history."""
+        """Removes the device and, by cascade, its report history.
+
+        The broker account goes first (which also disconnects the device): with the broker
+        unreachable nothing is deleted (503), so a deleted device never keeps broker access.
+        """
+        async with self._db.sessions() as session:
+            if await session.get(Device, device_uuid) is None:
+                raise not_found(device_uuid)
+        await self._accounts.delete_device(device_uuid)
         async with self._db.transaction() as session:
             result = await session.execute(
                 delete(Device)

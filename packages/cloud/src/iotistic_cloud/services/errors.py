@@ -48,3 +48,7 @@ class UnsupportedEncoding(ServiceError):
 
 class TooManyRequests(ServiceError):
     """A bounded resource is full; retry later (429)."""
+
+
+class Unavailable(ServiceError):
+    """A service the cloud depends on (the MQTT broker) cannot be reached; retry later (503)."""

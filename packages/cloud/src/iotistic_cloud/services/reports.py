@@ -76,6 +76,10 @@ class ReportService:
         async with self._db.reads.connect() as conn:
             return Reporter.from_row(await find_device(conn, api_key, *_LAST_REPORT))
 
+    async def reporter(self, device_uuid: str) -> Reporter:
+        """A device already identified otherwise (by its MQTT topic)."""
+        return await self._reread(device_uuid)
+
     async def apply(self, reporter: Reporter, report: DeviceReport, now: datetime) -> ReportOutcome:
         # Checked before the JSON dump, which would turn an infinite number into null.
         # Keyed like the request, so field paths read the same as validation errors.

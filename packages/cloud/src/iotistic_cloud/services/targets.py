@@ -13,6 +13,7 @@ from sqlalchemy import update
 
 from ..db.engine import Database
 from ..db.models import Device
+from ..mqtt.accounts import DeviceAccounts, NoBroker
 from .device_auth import find_device, mark_seen, require_own, seen_is_stale
 from .errors import Conflict, InvalidInput, NotFound
 from .validation import check_storable
@@ -84,13 +85,21 @@ def parse_target(raw: bytes | str | dict[str, Any]) -> TargetState:
 
 
 class TargetService:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, accounts: DeviceAccounts | None = None) -> None:
         self._db = database
+        self._accounts = accounts if accounts is not None else NoBroker()
 
     async def set_target(
         self, device_uuid: str, target: TargetState, now: datetime
     ) -> TargetUpdate:
-        """Store ``target``; the version moves only when the state really changed."""
+        """Store ``target``; the version moves only when the state really changed, and
+        then the device is told on ``agent/<uuid>/update`` (best effort: it polls anyway)."""
+        update = await self._store(device_uuid, target, now)
+        if update.changed:
+            await self._accounts.target_changed(device_uuid, update.version)
+        return update
+
+    async def _store(self, device_uuid: str, target: TargetState, now: datetime) -> TargetUpdate:
         new_hash = target.state_hash()
         for _ in range(_SET_ATTEMPTS):
             async with self._db.transaction() as session:

@@ -1,0 +1,290 @@
+"""The cloud's one MQTT connection: dynamic-security commands, state reports, update triggers.
+
+``MqttLink.run()`` (a background task of ``serve``) keeps one connection open: it reconnects
+with exponential backoff, and after every (re)connect it subscribes again to the
+dynamic-security response topic and (when a state handler is given) to the state reports,
+shared among the cloud's replicas (``$share/iotistic-cloud/iot/device/+/state``), and makes
+sure the broker's defaults are what the cloud relies on (``BROKER_SETUP``).
+
+When ``run()`` is not running (the CLI, or an app whose lifespan did not start), each
+``control``/``publish`` call opens a short connection of its own. When it is running but the
+broker is down, they fail at once with ``BrokerUnavailable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import ssl
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import aiomqtt
+from iotistic_contracts.mqtt import STATE_TOPIC_FILTER
+
+from ..settings import MqttAdmin
+
+log = logging.getLogger("iotistic.cloud.mqtt")
+
+CONTROL_TOPIC: Final = "$CONTROL/dynamic-security/v1"
+RESPONSE_TOPIC: Final = "$CONTROL/dynamic-security/v1/response"
+SHARE_GROUP: Final = "iotistic-cloud"
+SHARED_STATE_FILTER: Final = f"$share/{SHARE_GROUP}/{STATE_TOPIC_FILTER}"
+REQUEST_TIMEOUT_S: Final = 5.0
+MIN_BACKOFF_S: Final = 0.2
+MAX_BACKOFF_S: Final = 30.0
+STATE_QUEUE_SIZE: Final = 1000
+# The role the cloud gives itself besides the admin role of ``mosquitto_ctrl dynsec init``.
+CLOUD_ROLE: Final = "iotistic-cloud"
+
+StateHandler = Callable[[str, bytes], Awaitable[None]]
+
+
+class BrokerUnavailable(Exception):
+    """The broker cannot be reached, refused the login or did not answer in time."""
+
+
+class DynsecError(Exception):
+    """The dynamic-security plugin refused a command."""
+
+
+def broker_setup(cloud_username: str) -> list[dict[str, Any]]:
+    """Idempotent commands sent after every connect: deny by default (devices get exactly
+    their role's ACLs), and let the cloud publish the update trigger."""
+    commands: list[dict[str, Any]] = [
+        {
+            "command": "setDefaultACLAccess",
+            "acls": [
+                {"acltype": "publishClientSend", "allow": False},
+                {"acltype": "publishClientReceive", "allow": False},
+                {"acltype": "subscribe", "allow": False},
+                {"acltype": "unsubscribe", "allow": True},
+            ],
+        },
+        {"command": "createRole", "rolename": CLOUD_ROLE},
+        {
+            "command": "addRoleACL",
+            "rolename": CLOUD_ROLE,
+            "acltype": "publishClientSend",
+            "topic": "agent/+/update",
+            "allow": True,
+        },
+        {"command": "addClientRole", "username": cloud_username, "rolename": CLOUD_ROLE},
+    ]
+    return commands
+
+
+def tls_context(admin: MqttAdmin) -> ssl.SSLContext | None:
+    if not admin.use_tls:
+        return None
+    return ssl.create_default_context(cafile=admin.ca_cert_file)
+
+
+def is_harmless(error: str) -> bool:
+    """Errors of idempotent commands that mean "already so"."""
+    text = error.lower()
+    return "already" in text or "not found" in text
+
+
+class MqttLink:
+    def __init__(
+        self,
+        admin: MqttAdmin,
+        *,
+        on_state: StateHandler | None = None,
+        request_timeout_s: float = REQUEST_TIMEOUT_S,
+        min_backoff_s: float = MIN_BACKOFF_S,
+        max_backoff_s: float = MAX_BACKOFF_S,
+    ) -> None:
+        self.admin = admin
+        self.on_state = on_state
+        self._timeout = request_timeout_s
+        self._min_backoff = min_backoff_s
+        self._max_backoff = max_backoff_s
+        self._client: aiomqtt.Client | None = None
+        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._running = False
+        self.connected = asyncio.Event()
+        self.connections = 0
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _new_client(self) -> aiomqtt.Client:
+        return aiomqtt.Client(
+            self.admin.host,
+            self.admin.port,
+            username=self.admin.username,
+            password=self.admin.password,
+            identifier=f"iotistic-cloud-{uuid.uuid4().hex[:16]}",
+            protocol=aiomqtt.ProtocolVersion.V5,
+            tls_context=tls_context(self.admin),
+            timeout=self._timeout,
+            keepalive=30,
+        )
+
+    async def run(self) -> None:
+        """Forever: connect, set up, read messages; reconnect with backoff on failure."""
+        self._running = True
+        backoff = self._min_backoff
+        try:
+            while True:
+                try:
+                    await self._session()
+                except* (aiomqtt.MqttError, BrokerUnavailable, OSError) as group:
+                    if self.connected.is_set():
+                        backoff = self._min_backoff
+                    log.warning(
+                        "MQTT broker %s: %s; reconnecting in %.1f s",
+                        self.admin.url,
+                        _first_reason(group),
+                        backoff,
+                    )
+                finally:
+                    self._drop_connection()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+        finally:
+            self._running = False
+
+    async def _session(self) -> None:
+        queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(STATE_QUEUE_SIZE)
+        async with self._new_client() as client, asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._read(client, queue))
+            tasks.create_task(self._handle_states(queue))
+            await client.subscribe(RESPONSE_TOPIC, qos=1)
+            await self._setup(client)
+            if self.on_state is not None:
+                await client.subscribe(SHARED_STATE_FILTER, qos=1)
+            self._client = client
+            self.connections += 1
+            self.connected.set()
+            log.info(
+                "MQTT broker %s: connected as %s (broker management on)",
+                self.admin.url,
+                self.admin.username,
+            )
+
+    def _drop_connection(self) -> None:
+        self._client = None
+        self.connected.clear()
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(BrokerUnavailable("connection to the broker lost"))
+
+    async def _setup(self, client: aiomqtt.Client) -> None:
+        for response in await self._request(client, broker_setup(self.admin.username)):
+            error = response.get("error")
+            if error and not is_harmless(str(error)):
+                log.warning("MQTT broker setup: %s: %s", response.get("command"), error)
+
+    async def _read(self, client: aiomqtt.Client, queue: asyncio.Queue[tuple[str, bytes]]) -> None:
+        async for message in client.messages:
+            topic = message.topic.value
+            payload = message.payload if isinstance(message.payload, bytes) else b""
+            if topic == RESPONSE_TOPIC:
+                self._resolve(payload)
+            elif self.on_state is not None:
+                await queue.put((topic, payload))
+
+    async def _handle_states(self, queue: asyncio.Queue[tuple[str, bytes]]) -> None:
+        while True:
+            topic, payload = await queue.get()
+            if self.on_state is None:
+                continue
+            try:
+                await self.on_state(topic, payload)
+            except Exception:
+                log.exception("MQTT message on %s could not be handled", topic)
+
+    def _resolve(self, payload: bytes) -> None:
+        try:
+            body = json.loads(payload)
+            responses = body.get("responses", [])
+        except (ValueError, AttributeError):
+            log.warning("dynamic-security response is not JSON")
+            return
+        for response in responses:
+            if not isinstance(response, dict):
+                continue
+            future = self._pending.get(str(response.get("correlationData")))
+            if future is not None and not future.done():
+                future.set_result(response)
+
+    # -- requests ----------------------------------------------------------------------------
+
+    async def _request(
+        self, client: aiomqtt.Client, commands: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        tagged = [{**command, "correlationData": uuid.uuid4().hex} for command in commands]
+        futures = {command["correlationData"]: loop.create_future() for command in tagged}
+        self._pending.update(futures)
+        try:
+            async with asyncio.timeout(self._timeout):
+                await client.publish(CONTROL_TOPIC, json.dumps({"commands": tagged}), qos=1)
+                return [await future for future in futures.values()]
+        except TimeoutError:
+            raise BrokerUnavailable("the broker did not answer in time") from None
+        except aiomqtt.MqttError as exc:
+            raise BrokerUnavailable(str(exc)) from None
+        finally:
+            for key in futures:
+                self._pending.pop(key, None)
+
+    async def _oneshot(self, action: Callable[[aiomqtt.Client], Awaitable[Any]]) -> Any:
+        """A short connection of its own (no ``run()`` in this process)."""
+        try:
+            async with self._new_client() as client:
+                reader = asyncio.create_task(self._read(client, asyncio.Queue(1)))
+                try:
+                    await client.subscribe(RESPONSE_TOPIC, qos=1)
+                    return await action(client)
+                finally:
+                    reader.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                        await reader
+        except aiomqtt.MqttError as exc:
+            raise BrokerUnavailable(str(exc)) from None
+
+    async def _with_client(self, action: Callable[[aiomqtt.Client], Awaitable[Any]]) -> Any:
+        if not self._running:
+            return await self._oneshot(action)
+        client = self._client
+        if client is None:
+            raise BrokerUnavailable("not connected to the broker")
+        return await action(client)
+
+    async def control(self, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Send dynamic-security commands; returns one response per command, in order."""
+
+        async def action(client: aiomqtt.Client) -> list[dict[str, Any]]:
+            return await self._request(client, commands)
+
+        result: list[dict[str, Any]] = await self._with_client(action)
+        return result
+
+    async def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
+        async def action(client: aiomqtt.Client) -> None:
+            try:
+                await client.publish(topic, payload, qos=qos, timeout=self._timeout)
+            except aiomqtt.MqttError as exc:
+                raise BrokerUnavailable(str(exc)) from None
+
+        await self._with_client(action)
+
+
+def _first_reason(group: BaseExceptionGroup[Exception]) -> str:
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    return str(leaves[0]) if leaves else "error"

@@ -1,0 +1,341 @@
+"""The cloud with a real Mosquitto (tests/support/mosquitto.py): device accounts created and
+deleted through the dynamic-security plugin, devices kept inside their own topics, state
+reports over MQTT, update triggers. SQLite only: nothing here depends on the backend.
+
+The broker starts with ``cloud_acls=False`` (just ``mosquitto_ctrl dynsec init``), so the
+cloud's own setup at connect (deny by default, its publish right on ``agent/+/update``) is
+what these tests rely on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import httpx
+import pytest
+from fastapi import FastAPI
+from iotistic_cloud.api.app import create_app
+from iotistic_cloud.composition import Cloud
+from iotistic_cloud.db.engine import Database
+from iotistic_cloud.db.migrate import upgrade
+from iotistic_cloud.settings import Settings, mqtt_admin, mqtt_broker
+from iotistic_cloud.settings import database_url as async_url
+from iotistic_contracts.mqtt import device_username, sensor_topic, state_topic, update_topic
+from iotistic_contracts.provisioning import RegistrationData
+
+from tests.cloud.conftest import make_settings
+from tests.cloud.device_kit import (
+    ADMIN,
+    SimDevice,
+    create_key,
+    exchanged,
+    new_uuid,
+    provision,
+    register,
+    report,
+    sealed_registration,
+    target,
+)
+from tests.integration.waiting import wait_for_async
+from tests.support.certs import CertificateAuthority
+from tests.support.mosquitto import MosquittoBroker, mosquitto_or_fail
+from tests.support.net import free_port
+
+WAIT_S = 10
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoBroker]:
+    work = tmp_path_factory.mktemp("mosquitto")
+    with mosquitto_or_fail(work, "the cloud's MQTT tests", cloud_acls=False) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+async def sqlite_db(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Database]:
+    database = Database(async_url(f"sqlite:///{tmp_path_factory.mktemp('db') / 'c.sqlite'}"))
+    await upgrade(database.engine)
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+def broker_settings(
+    data_dir: Path, database: Database, broker: MosquittoBroker, *, admin_tls: bool
+) -> Settings:
+    ca_file = data_dir / "broker-ca.pem"
+    ca_file.write_text(broker.ca_cert_pem)
+    return make_settings(
+        data_dir,
+        database.url,
+        mqtt=mqtt_broker(broker.url(tls=True), str(ca_file)),
+        mqtt_admin=mqtt_admin(
+            broker.url(tls=admin_tls),
+            broker.admin_password,
+            ca_cert_file=str(ca_file) if admin_tls else None,
+        ),
+    )
+
+
+@asynccontextmanager
+async def running_cloud(settings: Settings, database: Database) -> AsyncIterator[FastAPI]:
+    """The app with its lifespan (the MQTT link's background task), connected."""
+    app = create_app(settings, database=database, migrate_on_start=False)
+    async with app.router.lifespan_context(app):
+        cloud: Cloud = app.state.cloud
+        assert cloud.mqtt is not None
+        await asyncio.wait_for(cloud.mqtt.connected.wait(), WAIT_S)
+        yield app
+
+
+@pytest.fixture(scope="module")
+async def app(
+    tmp_path_factory: pytest.TempPathFactory, sqlite_db: Database, broker: MosquittoBroker
+) -> AsyncIterator[FastAPI]:
+    settings = broker_settings(tmp_path_factory.mktemp("cloud"), sqlite_db, broker, admin_tls=True)
+    async with running_cloud(settings, sqlite_db) as running:
+        yield running
+
+
+@asynccontextmanager
+async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://cloud.test") as client:
+        yield client
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with http(app) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+async def key(app: FastAPI) -> str:
+    async with http(app) as client:
+        return await create_key(client, fleet="mqtt")
+
+
+def device_tls(device: SimDevice) -> ssl.SSLContext:
+    config = device.registration.mqtt.brokerConfig
+    assert config.caCert is not None
+    return ssl.create_default_context(cadata=config.caCert)
+
+
+def mqtt_client(device: SimDevice, **options: Any) -> aiomqtt.Client:
+    """The device's connection, built only from what registration returned."""
+    config = device.registration.mqtt.brokerConfig
+    options.setdefault("tls_context", device_tls(device) if config.useTls else None)
+    return aiomqtt.Client(
+        config.host,
+        config.port,
+        username=device.registration.mqtt.username,
+        password=device.mqtt_password,
+        protocol=aiomqtt.ProtocolVersion.V5,
+        timeout=WAIT_S,
+        **options,
+    )
+
+
+async def next_message(client: aiomqtt.Client) -> aiomqtt.Message:
+    async with asyncio.timeout(WAIT_S):
+        async for message in client.messages:
+            return message
+    raise AssertionError("no message")
+
+
+async def reports_of(client: httpx.AsyncClient, device_uuid: str) -> list[dict[str, Any]]:
+    answer = await client.get(f"/api/admin/v1/devices/{device_uuid}/reports", headers=ADMIN)
+    assert answer.status_code == 200, answer.text
+    body: list[dict[str, Any]] = answer.json()
+    return body
+
+
+async def test_registration_returns_tls_broker_config(
+    client: httpx.AsyncClient, key: str, broker: MosquittoBroker
+) -> None:
+    device = await provision(client, key)
+    mqtt = device.registration.mqtt
+    assert mqtt.username == device_username(device.uuid)
+    config = mqtt.brokerConfig
+    assert (config.protocol, config.host, config.port) == ("mqtts", broker.host, broker.tls_port)
+    assert config.useTls and config.verifyCertificate
+    assert config.caCert == broker.ca_cert_pem
+
+
+async def test_device_connects_over_tls_with_what_registration_returned(
+    client: httpx.AsyncClient, key: str
+) -> None:
+    device = await provision(client, key)
+    async with mqtt_client(device) as mqtt:
+        await mqtt.subscribe(update_topic(device.uuid), qos=1)
+        await mqtt.publish(sensor_topic(device.uuid, "temperature"), b"{}", qos=1)
+
+
+async def test_wrong_ca_is_refused_with_a_tls_error(client: httpx.AsyncClient, key: str) -> None:
+    device = await provision(client, key)
+    other_ca = ssl.create_default_context(cadata=CertificateAuthority.create("Other CA").cert_pem)
+    with pytest.raises(aiomqtt.MqttError, match="CERTIFICATE_VERIFY_FAILED"):
+        async with mqtt_client(device, tls_context=other_ca):
+            pass
+
+
+async def test_wrong_password_is_refused(client: httpx.AsyncClient, key: str) -> None:
+    device = await provision(client, key)
+    device.mqtt_password = "not-the-password"
+    with pytest.raises(aiomqtt.MqttError):
+        async with mqtt_client(device):
+            pass
+
+
+async def test_device_stays_inside_its_own_topics(client: httpx.AsyncClient, key: str) -> None:
+    a, b = await provision(client, key), await provision(client, key)
+    async with mqtt_client(a) as mqtt_a, mqtt_client(b) as mqtt_b:
+        # Subscribing to another device's topics: refused with "not authorized" (0x87).
+        for topic in (update_topic(b.uuid), state_topic(b.uuid), "#", "agent/+/update"):
+            granted = await mqtt_a.subscribe(topic, qos=1)
+            assert [code if isinstance(code, int) else code.value for code in granted] == [0x87]
+        await mqtt_b.subscribe(f"sensor/{b.uuid}/#", qos=1)
+        # Publishing into b's topics: PUBACK "Not authorized" (aiomqtt does not raise on it),
+        # and never delivered.
+        await mqtt_a.publish(sensor_topic(b.uuid, "temperature"), b"from a", qos=1)
+        await mqtt_a.publish(update_topic(b.uuid), b"from a", qos=1)
+        await mqtt_b.publish(sensor_topic(b.uuid, "sentinel"), b"from b", qos=1)
+        first = await next_message(mqtt_b)
+        assert (first.topic.value, first.payload) == (sensor_topic(b.uuid, "sentinel"), b"from b")
+        # And a state report published by a into b's state topic never reaches the cloud.
+        await mqtt_a.publish(state_topic(b.uuid), json.dumps(report(b.uuid, 1)), qos=1)
+        await mqtt_b.publish(state_topic(b.uuid), json.dumps(report(b.uuid, 2)), qos=1)
+        stored = await wait_for_async(
+            lambda: reports_of(client, b.uuid), WAIT_S, 0.05, "b's report was not stored"
+        )
+        assert [r["sequence"] for r in stored] == [2]
+
+
+async def test_state_report_over_mqtt_is_stored(client: httpx.AsyncClient, key: str) -> None:
+    device = await provision(client, key)
+    async with mqtt_client(device) as mqtt:
+        # Keyed by another uuid: dropped (logged), even on the device's own topic.
+        await mqtt.publish(state_topic(device.uuid), json.dumps(report(new_uuid(), 1)), qos=1)
+        await mqtt.publish(state_topic(device.uuid), b"not json", qos=1)
+        body = report(device.uuid, 7, full=True, cpu_usage=12.5)
+        await mqtt.publish(state_topic(device.uuid), json.dumps(body), qos=1)
+    stored = await wait_for_async(
+        lambda: reports_of(client, device.uuid), WAIT_S, 0.05, "report was not stored"
+    )
+    assert [(r["sequence"], r["full"]) for r in stored] == [(7, True)]
+    shown = await client.get(f"/api/admin/v1/devices/{device.uuid}", headers=ADMIN)
+    assert shown.json()["reportedState"]["cpu_usage"] == 12.5
+
+
+async def test_set_target_publishes_the_update_trigger(client: httpx.AsyncClient, key: str) -> None:
+    device = await provision(client, key)
+    async with mqtt_client(device) as mqtt:
+        await mqtt.subscribe(update_topic(device.uuid), qos=1)
+        path = f"/api/admin/v1/devices/{device.uuid}/target"
+        answer = await client.put(path, json=target((1, "web", "nginx:1")), headers=ADMIN)
+        assert answer.status_code == 200, answer.text
+        message = await next_message(mqtt)
+        assert message.topic.value == update_topic(device.uuid)
+        assert isinstance(message.payload, bytes)
+        assert json.loads(message.payload) == {"version": 1}
+
+
+async def expect_disconnect(mqtt: aiomqtt.Client) -> None:
+    with pytest.raises(aiomqtt.MqttError):
+        async with asyncio.timeout(WAIT_S):
+            async for _ in mqtt.messages:
+                pass
+
+
+@pytest.mark.parametrize("by", ["admin", "device"])
+async def test_deleted_device_is_disconnected_and_locked_out(
+    client: httpx.AsyncClient, key: str, by: str
+) -> None:
+    device = await provision(client, key)
+    async with mqtt_client(device) as mqtt:
+        await mqtt.subscribe(update_topic(device.uuid), qos=1)
+        if by == "admin":
+            answer = await client.delete(f"/api/admin/v1/devices/{device.uuid}", headers=ADMIN)
+        else:
+            answer = await client.delete(f"/api/v1/device/{device.uuid}", headers=device.auth)
+        assert answer.status_code == 204, answer.text
+        await expect_disconnect(mqtt)
+    with pytest.raises(aiomqtt.MqttError, match=r"[Nn]ot authori[sz]ed|[Bb]ad user"):
+        async with mqtt_client(device):
+            pass
+
+
+async def test_broker_down_fails_registration_and_stores_nothing(
+    tmp_path: Path, sqlite_db: Database, broker: MosquittoBroker
+) -> None:
+    settings = broker_settings(tmp_path, sqlite_db, broker, admin_tls=False)
+    dead = mqtt_admin(f"mqtt://127.0.0.1:{free_port()}", "x")
+    settings = make_settings(tmp_path, sqlite_db.url, mqtt=settings.mqtt, mqtt_admin=dead)
+    # No lifespan: each broker call opens its own connection (as in the CLI).
+    app = create_app(settings, database=sqlite_db, migrate_on_start=False)
+    async with http(app) as client:
+        key = await create_key(client, fleet="down")
+        device_uuid = new_uuid()
+        exchange = await exchanged(client, device_uuid, key)
+        data = RegistrationData(deviceUuid=device_uuid, provisioningApiKey=key)
+        answer = await register(
+            client, device_uuid, exchange.keyId, sealed_registration(exchange, data)
+        )
+        assert answer.status_code == 503, answer.text
+        assert answer.json() == {"error": "MQTT broker is unavailable"}
+        shown = await client.get(f"/api/admin/v1/devices/{device_uuid}", headers=ADMIN)
+        assert shown.status_code == 404
+        # The exchange was not used up: the device registers once the broker is back.
+        back = broker_settings(tmp_path, sqlite_db, broker, admin_tls=False)
+        async with http(create_app(back, database=sqlite_db, migrate_on_start=False)) as again:
+            answer = await register(
+                again, device_uuid, exchange.keyId, sealed_registration(exchange, data)
+            )
+            assert answer.status_code == 201, answer.text
+
+
+async def test_link_reconnects_and_resubscribes_after_a_broker_restart(
+    tmp_path: Path, sqlite_db: Database
+) -> None:
+    with MosquittoBroker(tmp_path / "broker", cloud_acls=False) as own_broker:
+        settings = broker_settings(tmp_path, sqlite_db, own_broker, admin_tls=False)
+        async with running_cloud(settings, sqlite_db) as app, http(app) as client:
+            cloud: Cloud = app.state.cloud
+            assert cloud.mqtt is not None
+            key = await create_key(client, fleet="restart")
+            device = await provision(client, key)
+            own_broker.restart()
+            await wait_for_async(
+                lambda: cloud.mqtt is not None and cloud.mqtt.connections >= 2,
+                WAIT_S,
+                0.02,
+                "the cloud did not reconnect",
+            )
+            async with mqtt_client(device) as mqtt:
+                body = report(device.uuid, 1, full=True)
+                await mqtt.publish(state_topic(device.uuid), json.dumps(body), qos=1)
+            await wait_for_async(
+                lambda: reports_of(client, device.uuid), WAIT_S, 0.05, "report not stored"
+            )
+            # Broker down while the link runs: registration fails at once with 503.
+            own_broker.stop()
+            await wait_for_async(
+                lambda: cloud.mqtt is not None and not cloud.mqtt.connected.is_set(),
+                WAIT_S,
+                0.02,
+                "the cloud did not notice the broker stopped",
+            )
+            answer = await client.delete(f"/api/admin/v1/devices/{device.uuid}", headers=ADMIN)
+            assert answer.status_code == 503
+            assert answer.json() == {"error": "MQTT broker is unavailable"}
+            kept = await client.get(f"/api/admin/v1/devices/{device.uuid}", headers=ADMIN)
+            assert kept.status_code == 200
