@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import ssl
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -49,6 +52,7 @@ from tests.support.mosquitto import MosquittoBroker, mosquitto_or_fail
 from tests.support.net import free_port
 
 WAIT_S = 10
+CLOUD = Path(sys.executable).with_name("iotistic-cloud")
 
 
 @pytest.fixture(scope="module")
@@ -339,3 +343,54 @@ async def test_link_reconnects_and_resubscribes_after_a_broker_restart(
             assert answer.json() == {"error": "MQTT broker is unavailable"}
             kept = await client.get(f"/api/admin/v1/devices/{device.uuid}", headers=ADMIN)
             assert kept.status_code == 200
+
+
+def cli_env(database: Database, broker: MosquittoBroker, data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MQTT_", "DATABASE_URL"))}
+    ca_file = data_dir / "cli-ca.pem"
+    ca_file.write_text(broker.ca_cert_pem)
+    env.update(
+        CLOUD_DATA_DIR=str(data_dir),
+        DATABASE_URL=database.url,
+        MQTT_BROKER_URL=broker.url(tls=True),
+        MQTT_CA_CERT_FILE=str(ca_file),
+        MQTT_ADMIN_URL=broker.url(tls=False),
+        MQTT_PASSWORD=broker.admin_password,
+    )
+    return env
+
+
+async def run_cli(env: dict[str, str], *args: str) -> str:
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [str(CLOUD), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+async def test_cli_set_target_triggers_and_delete_locks_out(
+    client: httpx.AsyncClient,
+    key: str,
+    sqlite_db: Database,
+    broker: MosquittoBroker,
+    tmp_path: Path,
+) -> None:
+    """The CLI does not run in the serve process: it publishes the trigger itself and
+    deletes the broker account itself, each over a short connection of its own."""
+    device = await provision(client, key)
+    env = cli_env(sqlite_db, broker, tmp_path)
+    target_file = tmp_path / "target.json"
+    target_file.write_text(json.dumps(target((1, "web", "nginx:2"))))
+    async with mqtt_client(device) as mqtt:
+        await mqtt.subscribe(update_topic(device.uuid), qos=1)
+        assert await run_cli(env, "devices", "set-target", device.uuid, str(target_file)) == "1\n"
+        message = await next_message(mqtt)
+        assert message.topic.value == update_topic(device.uuid)
+        await run_cli(env, "devices", "delete", device.uuid)
+        await expect_disconnect(mqtt)

@@ -142,6 +142,9 @@ class MqttLink:
                         _first_reason(group),
                         backoff,
                     )
+                except* Exception:
+                    # A bug must not end the link for the life of the process.
+                    log.exception("MQTT link failed; reconnecting in %.1f s", backoff)
                 finally:
                     self._drop_connection()
                 await asyncio.sleep(backoff)
