@@ -28,10 +28,14 @@ from iotistic_cloud.api.app import create_app
 from iotistic_cloud.composition import Cloud
 from iotistic_cloud.db.engine import Database
 from iotistic_cloud.db.migrate import upgrade
+from iotistic_cloud.db.models import Device
 from iotistic_cloud.settings import Settings, mqtt_admin, mqtt_broker
 from iotistic_cloud.settings import database_url as async_url
 from iotistic_contracts.mqtt import device_username, sensor_topic, state_topic, update_topic
 from iotistic_contracts.provisioning import RegistrationData
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from tests.cloud.conftest import make_settings
 from tests.cloud.device_kit import (
@@ -394,3 +398,35 @@ async def test_cli_set_target_triggers_and_delete_locks_out(
         assert message.topic.value == update_topic(device.uuid)
         await run_cli(env, "devices", "delete", device.uuid)
         await expect_disconnect(mqtt)
+
+
+async def test_failed_commit_deletes_the_broker_account_again(
+    client: httpx.AsyncClient, key: str, broker: MosquittoBroker
+) -> None:
+    device_uuid = new_uuid()
+
+    def fail_commit(session: Session) -> None:
+        if any(
+            isinstance(row, Device) and row.uuid == device_uuid
+            for row in session.identity_map.values()
+        ):
+            raise OperationalError("COMMIT", {}, Exception("disk I/O error"))
+
+    exchange = await exchanged(client, device_uuid, key)
+    data = RegistrationData(deviceUuid=device_uuid, provisioningApiKey=key)
+    event.listen(Session, "before_commit", fail_commit)
+    try:
+        answer = await register(
+            client, device_uuid, exchange.keyId, sealed_registration(exchange, data)
+        )
+    finally:
+        event.remove(Session, "before_commit", fail_commit)
+    assert answer.status_code == 503, answer.text
+    (shown,) = broker.dynsec_responses(
+        [{"command": "getClient", "username": device_username(device_uuid)}]
+    )
+    assert "not found" in shown["error"].lower()
+    # It was there: created before the commit, deleted after the commit failed.
+    assert f"createClient | username={device_username(device_uuid)}" in broker.log()
+    missing = await client.get(f"/api/admin/v1/devices/{device_uuid}", headers=ADMIN)
+    assert missing.status_code == 404

@@ -287,12 +287,16 @@ class MosquittoBroker:
             else f"mqtt://{self.host}:{self.plain_port}"
         )
 
-    def dynsec(self, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def dynsec_responses(self, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Send commands to the $CONTROL API as the admin (plain listener); returns the
-        responses, raising DynsecError if any carries an error."""
-        responses = _control_request(
+        responses as they are (one per command, an ``error`` key on failure)."""
+        return _control_request(
             self.host, self.plain_port, self.admin_username, self.admin_password, commands
         )
+
+    def dynsec(self, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Like dynsec_responses, raising DynsecError if any response carries an error."""
+        responses = self.dynsec_responses(commands)
         errors = [r for r in responses if r.get("error")]
         if errors:
             raise DynsecError(f"dynamic-security errors: {errors}")
