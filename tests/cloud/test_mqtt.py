@@ -50,8 +50,9 @@ from tests.cloud.device_kit import (
     sealed_registration,
     target,
 )
-from tests.integration.waiting import wait_for_async
+from tests.integration.waiting import wait_for, wait_for_async
 from tests.support.certs import CertificateAuthority
+from tests.support.cloud_process import CloudProcess
 from tests.support.mosquitto import MosquittoBroker, mosquitto_or_fail
 from tests.support.net import free_port
 
@@ -430,3 +431,42 @@ async def test_failed_commit_deletes_the_broker_account_again(
     assert f"createClient | username={device_username(device_uuid)}" in broker.log()
     missing = await client.get(f"/api/admin/v1/devices/{device_uuid}", headers=ADMIN)
     assert missing.status_code == 404
+
+
+async def test_serve_runs_the_link(tmp_path: Path, broker: MosquittoBroker) -> None:
+    """The real ``serve``: connects at start, registers devices on the broker, stores
+    reports that arrive over MQTT; without MQTT_PASSWORD it says broker management is off."""
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text(broker.ca_cert_pem)
+    cloud = CloudProcess(
+        tmp_path / "cloud",
+        MQTT_BROKER_URL=broker.url(tls=True),
+        MQTT_CA_CERT_FILE=str(ca_file),
+        MQTT_ADMIN_URL=broker.url(tls=True),
+        MQTT_PASSWORD=broker.admin_password,
+    ).start()
+    try:
+        wait_for(lambda: "connected as iotistic-cloud" in cloud.log(), WAIT_S, 0.02, "no link")
+        headers = cloud.admin_headers
+        async with httpx.AsyncClient(base_url=cloud.url) as client:
+            answer = await client.post("/api/admin/v1/keys", json={}, headers=headers)
+            device = await provision(client, answer.json()["key"])
+            async with mqtt_client(device) as mqtt:
+                body = json.dumps(report(device.uuid, 1, full=True, cpu_usage=3))
+                await mqtt.publish(state_topic(device.uuid), body, qos=1)
+            path = f"/api/admin/v1/devices/{device.uuid}/reports"
+
+            async def stored() -> bool:
+                return bool((await client.get(path, headers=headers)).json())
+
+            await wait_for_async(stored, WAIT_S, 0.05, "report not stored")
+    finally:
+        cloud.stop()
+    assert broker.admin_password not in cloud.log()
+    assert device.mqtt_password not in cloud.log()
+
+    off = CloudProcess(tmp_path / "off").start()
+    try:
+        assert "MQTT broker management is off (MQTT_PASSWORD is not set)" in off.log()
+    finally:
+        off.stop()
