@@ -331,3 +331,42 @@ async def test_reports_go_over_mqtt_when_connected_else_http(
     else:
         assert publisher.published == []
     assert bodies == ([] if expected == "published" else [body.encode()])
+
+
+# --- where the status shows --------------------------------------------------------------------
+
+
+def test_diagnostics_reads_the_mqtt_status() -> None:
+    from iotistic_agent.diagnostics import _mqtt
+
+    assert _mqtt(None)["status"] == "not configured"
+    assert _mqtt({"state": "not configured"})["status"] == "not configured"
+    ok = _mqtt({"state": "connected", "broker": "mqtts://b:8883"})
+    assert ok == {"name": "mqtt", "status": "ok", "message": "connected to mqtts://b:8883"}
+    failing = _mqtt({"state": "disconnected", "broker": "mqtts://b:8883", "lastError": "TLS x"})
+    assert failing["status"] == "fail" and failing["message"] == "mqtts://b:8883: TLS x"
+
+
+@pytest.mark.parametrize(
+    ("mqtt", "line"),
+    [
+        ({"state": "not configured", "broker": None}, "not configured"),
+        (
+            {"state": "connected", "broker": "mqtt://b:1883", "queued": 0},
+            "connected (mqtt://b:1883)",
+        ),
+        (
+            {
+                "state": "disconnected",
+                "broker": "mqtt://b:1883",
+                "lastError": "refused",
+                "queued": 4,
+            },
+            "disconnected (mqtt://b:1883): refused, 4 queued",
+        ),
+    ],
+)
+def test_iotctl_status_shows_the_mqtt_connection(mqtt: dict[str, Any], line: str) -> None:
+    from iotctl.formatting import status_pairs
+
+    assert dict(status_pairs({"mqtt": mqtt}, "http://127.0.0.1:48484"))["MQTT"] == line

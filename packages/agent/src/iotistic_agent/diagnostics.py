@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sqlite3
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -68,8 +69,21 @@ async def _cloud(settings: AgentSettings) -> dict[str, Any]:
         return _check("cloud", "fail", f"cannot reach {endpoint}: {exc or type(exc).__name__}")
 
 
+def _mqtt(status: Mapping[str, Any] | None) -> dict[str, Any]:
+    """From the MQTT connection's status (no extra connection is made)."""
+    if status is None or status.get("state") == "not configured":
+        return _check("mqtt", "not configured", "MQTT comes with provisioning")
+    if status.get("state") == "connected":
+        return _check("mqtt", "ok", f"connected to {status.get('broker')}")
+    error = status.get("lastError") or "not connected yet"
+    return _check("mqtt", "fail", f"{status.get('broker')}: {error}")
+
+
 async def run_diagnostics(
-    conn: sqlite3.Connection, engine: Engine, settings: AgentSettings
+    conn: sqlite3.Connection,
+    engine: Engine,
+    settings: AgentSettings,
+    mqtt_status: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     engine_check, cloud_check = await asyncio.gather(_engine(engine), _cloud(settings))
     return [
@@ -78,5 +92,5 @@ async def run_diagnostics(
         engine_check,
         _disk(settings),
         cloud_check,
-        _check("mqtt", "not configured", "MQTT comes with provisioning"),
+        _mqtt(mqtt_status),
     ]

@@ -122,7 +122,7 @@ def status_pairs(device: Mapping[str, Any], url: str) -> Pairs:
         ("Provisioning", text(device.get("provisioningState"))),
         ("Cloud", cloud_state),
         *([("Cloud sync", sync_line)] if sync_line else []),
-        ("MQTT", text(mqtt.get("state"))),
+        ("MQTT", _mqtt_line(mqtt)),
         ("Engine", "reachable" if engine.get("reachable") else "unreachable"),
         ("Target version", text(device.get("targetVersion"))),
         (
@@ -135,6 +135,18 @@ def status_pairs(device: Mapping[str, Any], url: str) -> Pairs:
         ("Storage", format_percent(metrics.get("storagePercent"))),
         ("Uptime", format_duration(metrics.get("uptimeSeconds"))),
     ]
+
+
+def _mqtt_line(mqtt: Mapping[str, Any]) -> str:
+    """`connected (mqtts://broker:8883)`, with the last error while not connected."""
+    line = text(mqtt.get("state"))
+    if mqtt.get("broker"):
+        line += f" ({mqtt['broker']})"
+    if mqtt.get("lastError") and mqtt.get("state") != "connected":
+        line += f": {mqtt['lastError']}"
+    if mqtt.get("queued"):
+        line += f", {mqtt['queued']} queued"
+    return line
 
 
 def _cloud_sync_line(cloud: Mapping[str, Any]) -> str | None:

@@ -109,7 +109,8 @@ async def container_id(request: web.Request) -> web.Response:
 @routes.get("/v1/diagnostics")
 async def diagnostics(request: web.Request) -> web.Response:
     ctx = api_context(request)
-    checks = await run_diagnostics(ctx.database, ctx.engine, ctx.config.settings)
+    mqtt = ctx.mqtt.status() if ctx.mqtt is not None else None
+    checks = await run_diagnostics(ctx.database, ctx.engine, ctx.config.settings, mqtt)
     ok = all(c["status"] != "fail" for c in checks)
     return web.json_response({"ok": ok, "checks": checks})
 

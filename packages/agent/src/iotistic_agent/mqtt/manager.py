@@ -31,6 +31,7 @@ State = Literal["connected", "connecting", "disconnected", "not configured"]
 RECONNECT_BACKOFF = Backoff(base_s=1.0, max_s=60.0)
 TIMEOUT_S = 10.0
 KEEPALIVE_S = 30
+INCOMING_MAX = 1000
 
 
 class SubscriptionRefused(Exception):
@@ -173,6 +174,8 @@ class MqttManager:
             timeout=self._timeout_s,
             keepalive=self._keepalive_s,
             clean_session=True,
+            # Bounded: a flood of sensor data drops messages instead of growing memory.
+            max_queued_incoming_messages=INCOMING_MAX,
             logger=logging.getLogger("iotistic.mqtt.paho"),
         )
         async with client:
