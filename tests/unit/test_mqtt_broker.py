@@ -182,6 +182,20 @@ async def test_sensor_readings_arrive_and_garbage_does_not_crash(broker: Mosquit
         assert status["state"] == "connected" and status["invalidReadings"] == 3
 
 
+async def test_publishing_while_connected_goes_straight_out_in_order(
+    broker: MosquittoBroker,
+) -> None:
+    creds = device(broker)
+    async with running(MqttManager(creds, backoff=FAST)) as manager:
+        await connected(manager)
+        async with watching(broker, f"sensor/{creds.uuid}/#") as seen:
+            for value in range(3):
+                await manager.publish(sensor_topic(creds.uuid, "t"), str(value), qos=1)
+            await wait_for_async(lambda: len(seen) == 3, WAIT_S, 0.02)
+        assert seen == [b"0", b"1", b"2"]
+        assert manager.status()["queued"] == 0
+
+
 # --- reconnecting ------------------------------------------------------------------------------
 
 

@@ -123,8 +123,10 @@ class MqttManager:
             return False
         return True
 
-    async def _drain(self, client: aiomqtt.Client) -> None:
+    async def _drain(self, client: aiomqtt.Client, connecting: bool = False) -> None:
         async with self._send_lock:
+            if not connecting and client is not self._client:
+                return  # that connection is gone; the next one delivers the outbox
             while (message := self._outbox.peek()) is not None:
                 await client.publish(
                     message.topic, message.payload, message.qos, timeout=self._timeout_s
@@ -183,7 +185,7 @@ class MqttManager:
                 granted = await client.subscribe(topic, qos)
                 if any(_refused(code) for code in granted):
                     raise SubscriptionRefused(f"the broker refused the subscription to {topic}")
-            await self._drain(client)
+            await self._drain(client, connecting=True)
             self._client = client
             self._state = "connected"
             self._last_error = None
