@@ -337,3 +337,34 @@ async def test_a_full_queue_drops_the_oldest_and_the_next_report_is_full(
     clock.now += 10
     await reporter.report_once()
     assert fake.reports[-1]["full"] is True and fake.reports[-1]["sequence"] == 8
+
+
+async def test_an_unusable_api_ca_is_an_error_in_the_status_not_a_dead_task(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from iotistic_agent.cloud.sync import CloudSync, SyncTiming
+
+    conn = open_database(tmp_path / "d.sqlite")
+    creds = CloudCredentials(
+        uuid=UUID, endpoint="https://cloud.invalid", api_key=KEY, ca_cert="CA", verify_tls=True
+    )
+
+    async def collect() -> dict[str, Any]:
+        return {}
+
+    sync = CloudSync(
+        creds,
+        TargetStore(conn),
+        SyncStore(conn, 10),
+        collect,
+        lambda: None,
+        SyncTiming(policy=RetryPolicy(base_s=0.01, max_s=0.05)),
+    )
+    task = asyncio.create_task(sync.run())
+    await wait_until(lambda: sync.status()["state"] == "error")
+    assert not task.done()  # it keeps trying: a corrected configuration would be picked up
+    assert "CA certificate" in (sync.status()["setupError"] or "")
+    assert "cloud sync cannot start" in caplog.text
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -162,6 +162,8 @@ def _cloud_sync_line(cloud: Mapping[str, Any]) -> str | None:
         f"last report {ago(cloud.get('lastReportSecondsAgo'))}",
         f"{cloud['reportsQueued']} queued",
     ]
+    if cloud.get("setupError"):
+        parts.append(f"cannot start: {cloud['setupError']}")
     for loop in ("poll", "report"):
         details = cloud.get(loop) or {}
         if details.get("circuitOpen"):

@@ -10,7 +10,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..provisioning.http import cloud_session
+import aiohttp
+
+from ..provisioning.http import CloudError, cloud_session
 from ..store.device import CloudCredentials
 from ..store.sync_store import SyncStore
 from ..store.target_store import TargetStore
@@ -55,6 +57,7 @@ class CloudSync:
         self.monitor = ConnectionMonitor()
         self.poll_gate = RetryGate(timing.policy, clock)
         self.report_gate = RetryGate(timing.policy, clock)
+        self.setup_error: str | None = None
         self.poller: TargetPoller | None = None
         self.reporter: StateReporter | None = None
 
@@ -76,7 +79,25 @@ class CloudSync:
 
     async def run(self) -> None:
         creds = self.credentials
-        async with cloud_session(creds.ca_cert, creds.verify_tls) as session:
+        failures = 0
+        while True:
+            try:
+                session = cloud_session(creds.ca_cert, creds.verify_tls)
+            except CloudError as exc:
+                # A stored API CA that cannot be used: say so in the status and the log, and
+                # try again later (never a silently dead task).
+                failures += 1
+                self.setup_error = exc.message
+                log.error("cloud sync cannot start: %s", exc.message)
+                await asyncio.sleep(self._timing.policy.delay(failures))
+                continue
+            self.setup_error = None
+            await self._run_with(session)
+            return
+
+    async def _run_with(self, session: aiohttp.ClientSession) -> None:
+        creds = self.credentials
+        async with session:
             client = SyncClient(session, creds, self._mqtt)
             self.poller = TargetPoller(
                 client,
@@ -111,7 +132,8 @@ class CloudSync:
 
         poller, reporter = self.poller, self.reporter
         return {
-            "state": self.monitor.state,
+            "state": "error" if self.setup_error else self.monitor.state,
+            "setupError": self.setup_error,
             "endpoint": self.credentials.endpoint,
             "consecutiveFailures": self.monitor.consecutive_failures,
             "lastPollSecondsAgo": ago(poller.last_success_at if poller else None),
