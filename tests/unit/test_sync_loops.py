@@ -47,6 +47,7 @@ class FakeCloud:
     etag: str = '"v7"'
     reports: list[dict[str, Any]] = field(default_factory=list)
     if_none_match: list[str | None] = field(default_factory=list)
+    want_full_report: bool = False
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -63,9 +64,12 @@ class FakeCloud:
     async def state(self, request: web.Request) -> web.Response:
         self._check(request)
         self.if_none_match.append(request.headers.get("If-None-Match"))
+        headers = {"ETag": self.etag}
+        if self.want_full_report:
+            headers["X-Iotistic-Full-Report"] = "true"
         if request.headers.get("If-None-Match") == self.etag:
-            return web.Response(status=304)
-        return web.json_response({UUID: self.target}, headers={"ETag": self.etag})
+            return web.Response(status=304, headers=headers)
+        return web.json_response({UUID: self.target}, headers=headers)
 
     async def report(self, request: web.Request) -> web.Response:
         self._check(request)
@@ -368,3 +372,33 @@ async def test_an_unusable_api_ca_is_an_error_in_the_status_not_a_dead_task(
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def test_the_cloud_asking_for_a_full_report_gets_one(
+    tmp_path: Path, cloud: tuple[FakeCloud, str], session: aiohttp.ClientSession
+) -> None:
+    """A gap the cloud saw (a report lost after the broker took it) is repaired by the next
+    report: the poll answer carries the request, even a 304."""
+    fake, endpoint = cloud
+    conn = open_database(tmp_path / "d.sqlite")
+    store, clock = SyncStore(conn, 10), Clock()
+    reporter, _, monitor = make_reporter(session, endpoint, store, clock, Device())
+    poller = TargetPoller(
+        client(session, endpoint),
+        TargetStore(conn),
+        store,
+        RetryGate(RetryPolicy(), clock),
+        monitor,
+        lambda: None,
+        60,
+        clock,
+        on_full_report_wanted=reporter.request_full,
+    )
+    await poller.poll_once()
+    for _ in range(2):
+        await reporter.report_once()
+        clock.now += 10
+    fake.want_full_report = True
+    assert await poller.poll_once() is False  # 304, with the request
+    await reporter.report_once()
+    assert [r["full"] for r in fake.reports] == [True, False, True]

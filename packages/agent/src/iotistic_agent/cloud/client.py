@@ -16,6 +16,7 @@ from ..provisioning.http import CloudError, cloud_errors, raise_for_cloud_error
 from ..store.device import CloudCredentials
 
 GZIP_ABOVE_BYTES: Final = 1024
+FULL_REPORT_HEADER: Final = "X-Iotistic-Full-Report"
 MAX_TARGET_BYTES: Final = 4 * 1024 * 1024
 RETRIED_STATUSES: Final = frozenset({401, 403, 404})
 PUBLISHED: Final = "published"
@@ -47,6 +48,9 @@ class Rejected(Exception):
 class Fetched:
     target: DeviceTarget | None  # None: 304, the target has not changed
     etag: str | None
+    # The cloud missed some of this device's reports (a gap in their sequence numbers):
+    # the next report must be full.
+    full_report_wanted: bool = False
 
 
 class SyncClient:
@@ -73,8 +77,9 @@ class SyncClient:
         try:
             with cloud_errors(self._credentials.endpoint):
                 async with self._session.get(url, headers=headers) as response:
+                    wanted = response.headers.get(FULL_REPORT_HEADER) == "true"
                     if response.status == 304:
-                        return Fetched(None, etag)
+                        return Fetched(None, etag, wanted)
                     await raise_for_cloud_error(response)
                     body = await response.content.read(MAX_TARGET_BYTES + 1)
                     new_etag = response.headers.get("ETag")
@@ -82,7 +87,7 @@ class SyncClient:
             raise _as_sync_error(exc) from None
         if len(body) > MAX_TARGET_BYTES:
             raise Rejected(f"target state from the cloud is larger than {MAX_TARGET_BYTES} bytes")
-        return Fetched(self._own_target(body), new_etag)
+        return Fetched(self._own_target(body), new_etag, wanted)
 
     def _own_target(self, body: bytes) -> DeviceTarget:
         try:

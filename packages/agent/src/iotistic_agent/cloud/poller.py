@@ -31,8 +31,10 @@ class TargetPoller:
         on_new_target: Callable[[], None],
         interval_s: float,
         clock: Callable[[], float] = time.monotonic,
+        on_full_report_wanted: Callable[[], None] = lambda: None,
     ) -> None:
         self._client = client
+        self._on_full_report_wanted = on_full_report_wanted
         self._targets = targets
         self._store = store
         self._gate = gate
@@ -87,6 +89,8 @@ class TargetPoller:
                 log.error("%s; keeping target version %d", exc, self._targets.stored.version)
                 return False
             self._succeeded()
+            if fetched.full_report_wanted:
+                self._on_full_report_wanted()
             if fetched.target is None:
                 return False
             return self._store_target(fetched.target, fetched.etag)

@@ -58,6 +58,12 @@ class StateReporter:
     def report_now(self) -> None:
         self._wake.set()
 
+    def request_full(self) -> None:
+        """The cloud missed reports: make the next one full (at the next interval)."""
+        if self._baseline is not None:
+            log.info("the cloud asked for a full report")
+        self._baseline = None
+
     async def run(self) -> None:
         try:
             while True:

@@ -108,6 +108,7 @@ class CloudSync:
                 self._on_new_target,
                 self._timing.poll_interval_s,
                 self._clock,
+                on_full_report_wanted=self._full_report_wanted,
             )
             self.reporter = StateReporter(
                 client,
@@ -123,6 +124,10 @@ class CloudSync:
             async with asyncio.TaskGroup() as group:
                 group.create_task(_forever("poll", self.poller.run))
                 group.create_task(_forever("report", self.reporter.run))
+
+    def _full_report_wanted(self) -> None:
+        if self.reporter is not None:
+            self.reporter.request_full()
 
     def status(self) -> dict[str, Any]:
         now = self._clock()
