@@ -322,6 +322,8 @@ async def test_link_reconnects_and_resubscribes_after_a_broker_restart(
             assert cloud.mqtt is not None
             key = await create_key(client, fleet="restart")
             device = await provision(client, key)
+            # Its first connection made the cloud's own role (and got it kicked): counted once.
+            assert cloud.mqtt.connections == 1
             own_broker.restart()
             await wait_for_async(
                 lambda: cloud.mqtt is not None and cloud.mqtt.connections >= 2,
@@ -433,9 +435,16 @@ async def test_failed_commit_deletes_the_broker_account_again(
     assert missing.status_code == 404
 
 
-async def test_serve_runs_the_link(tmp_path: Path, broker: MosquittoBroker) -> None:
+async def test_serve_runs_the_link(tmp_path: Path) -> None:
     """The real ``serve``: connects at start, registers devices on the broker, stores
-    reports that arrive over MQTT; without MQTT_PASSWORD it says broker management is off."""
+    reports that arrive over MQTT; without MQTT_PASSWORD it says broker management is off.
+    Its own broker: clouds sharing a broker share the state reports ($share), so the
+    module's cloud (another database) would take some of them."""
+    with mosquitto_or_fail(tmp_path / "broker", "the serve test") as broker:
+        await check_serve(tmp_path, broker)
+
+
+async def check_serve(tmp_path: Path, broker: MosquittoBroker) -> None:
     ca_file = tmp_path / "ca.pem"
     ca_file.write_text(broker.ca_cert_pem)
     cloud = CloudProcess(
@@ -470,3 +479,24 @@ async def test_serve_runs_the_link(tmp_path: Path, broker: MosquittoBroker) -> N
         assert "MQTT broker management is off (MQTT_PASSWORD is not set)" in off.log()
     finally:
         off.stop()
+
+
+async def test_cloud_sets_up_the_broker_defaults(app: FastAPI, broker: MosquittoBroker) -> None:
+    """On a broker fresh from ``dynsec init`` (the module's), after the cloud connected."""
+    defaults, cloud_user, role = broker.dynsec(
+        [
+            {"command": "getDefaultACLAccess"},
+            {"command": "getClient", "username": broker.admin_username},
+            {"command": "getRole", "rolename": "iotistic-cloud"},
+        ]
+    )
+    assert {acl["acltype"]: acl["allow"] for acl in defaults["data"]["acls"]} == {
+        "publishClientSend": False,
+        "publishClientReceive": False,
+        "subscribe": False,
+        "unsubscribe": True,
+    }
+    roles = {r["rolename"] for r in cloud_user["data"]["client"]["roles"]}
+    assert roles == {"admin", "iotistic-cloud"}
+    acls = [(a["acltype"], a["topic"], a["allow"]) for a in role["data"]["role"]["acls"]]
+    assert acls == [("publishClientSend", "agent/+/update", True)]

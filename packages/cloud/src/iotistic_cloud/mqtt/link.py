@@ -4,7 +4,7 @@
 with exponential backoff, and after every (re)connect it subscribes again to the
 dynamic-security response topic and (when a state handler is given) to the state reports,
 shared among the cloud's replicas (``$share/iotistic-cloud/iot/device/+/state``), and makes
-sure the broker's defaults are what the cloud relies on (``BROKER_SETUP``).
+sure the broker's defaults are what the cloud relies on (``_setup``).
 
 When ``run()`` is not running (the CLI, or an app whose lifespan did not start), each
 ``control``/``publish`` call opens a short connection of its own. When it is running but the
@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import aiomqtt
-from iotistic_contracts.mqtt import STATE_TOPIC_FILTER
+from iotistic_contracts.mqtt import STATE_TOPIC_FILTER, update_topic
 
 from ..settings import MqttAdmin
 
@@ -37,7 +37,8 @@ REQUEST_TIMEOUT_S: Final = 5.0
 MIN_BACKOFF_S: Final = 0.2
 MAX_BACKOFF_S: Final = 30.0
 STATE_QUEUE_SIZE: Final = 1000
-# The role the cloud gives itself besides the admin role of ``mosquitto_ctrl dynsec init``.
+# The role the cloud gives itself besides the admin role of ``mosquitto_ctrl dynsec init``
+# (which may use $CONTROL and receive everything, but publish nothing else).
 CLOUD_ROLE: Final = "iotistic-cloud"
 
 StateHandler = Callable[[str, bytes], Awaitable[None]]
@@ -51,30 +52,48 @@ class DynsecError(Exception):
     """The dynamic-security plugin refused a command."""
 
 
-def broker_setup(cloud_username: str) -> list[dict[str, Any]]:
-    """Idempotent commands sent after every connect: deny by default (devices get exactly
-    their role's ACLs), and let the cloud publish the update trigger."""
-    commands: list[dict[str, Any]] = [
-        {
-            "command": "setDefaultACLAccess",
-            "acls": [
-                {"acltype": "publishClientSend", "allow": False},
-                {"acltype": "publishClientReceive", "allow": False},
-                {"acltype": "subscribe", "allow": False},
-                {"acltype": "unsubscribe", "allow": True},
-            ],
-        },
-        {"command": "createRole", "rolename": CLOUD_ROLE},
-        {
-            "command": "addRoleACL",
-            "rolename": CLOUD_ROLE,
-            "acltype": "publishClientSend",
-            "topic": "agent/+/update",
-            "allow": True,
-        },
-        {"command": "addClientRole", "username": cloud_username, "rolename": CLOUD_ROLE},
-    ]
+CLOUD_ROLE_ACLS: Final = (("publishClientSend", update_topic("+")),)
+DEFAULT_ACL_ACCESS: Final = (
+    ("publishClientSend", False),
+    ("publishClientReceive", False),
+    ("subscribe", False),
+    ("unsubscribe", True),
+)
+
+
+def default_acl_command() -> dict[str, Any]:
+    """Deny by default: a device may do exactly what its role allows."""
+    return {
+        "command": "setDefaultACLAccess",
+        "acls": [{"acltype": acltype, "allow": allow} for acltype, allow in DEFAULT_ACL_ACCESS],
+    }
+
+
+def own_role_commands(
+    cloud_username: str, client: dict[str, Any] | None, role: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """What is missing for the cloud's own role (``getClient`` and ``getRole`` answers;
+    None: not found): the role, its ACLs, the role on the cloud's user."""
+    commands: list[dict[str, Any]] = []
+    if role is None:
+        commands.append({"command": "createRole", "rolename": CLOUD_ROLE})
+    present = {(acl.get("acltype"), acl.get("topic")) for acl in (role or {}).get("acls", [])}
+    for acltype, topic in CLOUD_ROLE_ACLS:
+        if (acltype, topic) not in present:
+            commands.append(
+                {"command": "addRoleACL", "rolename": CLOUD_ROLE, "acltype": acltype,
+                 "topic": topic, "allow": True}
+            )  # fmt: skip
+    roles = {entry.get("rolename") for entry in (client or {}).get("roles", [])}
+    if CLOUD_ROLE not in roles:
+        commands.append(
+            {"command": "addClientRole", "username": cloud_username, "rolename": CLOUD_ROLE}
+        )
     return commands
+
+
+class SetupChanged(Exception):
+    """The cloud changed its own roles; the broker disconnects it for that."""
 
 
 def tls_context(admin: MqttAdmin) -> ssl.SSLContext | None:
@@ -107,6 +126,7 @@ class MqttLink:
         self._client: aiomqtt.Client | None = None
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._running = False
+        self._setup_changed: str | None = None
         self.connected = asyncio.Event()
         self.connections = 0
 
@@ -131,24 +151,30 @@ class MqttLink:
         backoff = self._min_backoff
         try:
             while True:
+                self._setup_changed = None
                 try:
                     await self._session()
-                except* (aiomqtt.MqttError, BrokerUnavailable, OSError) as group:
-                    if self.connected.is_set():
-                        backoff = self._min_backoff
-                    log.warning(
-                        "MQTT broker %s: %s; reconnecting in %.1f s",
-                        self.admin.url,
-                        _first_reason(group),
-                        backoff,
-                    )
+                except* (SetupChanged, aiomqtt.MqttError, BrokerUnavailable, OSError) as group:
+                    if self._setup_changed is not None:
+                        # The broker kicked the cloud for changing its own roles (expected).
+                        log.info("MQTT broker setup: %s; connecting again", self._setup_changed)
+                        backoff = 0
+                    else:
+                        if self.connected.is_set():
+                            backoff = self._min_backoff
+                        log.warning(
+                            "MQTT broker %s: %s; reconnecting in %.1f s",
+                            self.admin.url,
+                            _first_reason(group),
+                            backoff,
+                        )
                 except* Exception:
                     # A bug must not end the link for the life of the process.
                     log.exception("MQTT link failed; reconnecting in %.1f s", backoff)
                 finally:
                     self._drop_connection()
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._max_backoff)
+                backoff = min(max(backoff * 2, self._min_backoff), self._max_backoff)
         finally:
             self._running = False
 
@@ -178,10 +204,32 @@ class MqttLink:
                 future.set_exception(BrokerUnavailable("connection to the broker lost"))
 
     async def _setup(self, client: aiomqtt.Client) -> None:
-        for response in await self._request(client, broker_setup(self.admin.username)):
-            error = response.get("error")
-            if error and not is_harmless(str(error)):
-                log.warning("MQTT broker setup: %s: %s", response.get("command"), error)
+        """Deny by default, and the cloud's right to publish update triggers. Changing its
+        own roles makes the broker disconnect the cloud (Mosquitto kicks a client whose roles
+        change), so those commands are sent only when something is missing, without waiting
+        for an answer, and the link connects again."""
+        default, own, role = await self._request(
+            client,
+            [
+                default_acl_command(),
+                {"command": "getClient", "username": self.admin.username},
+                {"command": "getRole", "rolename": CLOUD_ROLE},
+            ],
+        )
+        if default.get("error"):
+            log.warning("MQTT broker setup: setDefaultACLAccess: %s", default["error"])
+        if own.get("error"):
+            log.warning("MQTT broker setup: getClient %s: %s", self.admin.username, own["error"])
+            return
+        missing = own_role_commands(
+            self.admin.username,
+            own.get("data", {}).get("client"),
+            None if role.get("error") else role.get("data", {}).get("role"),
+        )
+        if missing:
+            self._setup_changed = ", ".join(command["command"] for command in missing)
+            await client.publish(CONTROL_TOPIC, json.dumps({"commands": missing}), qos=1)
+            raise SetupChanged(self._setup_changed)
 
     async def _read(self, client: aiomqtt.Client, queue: asyncio.Queue[tuple[str, bytes]]) -> None:
         async for message in client.messages:
