@@ -9,13 +9,15 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from iotistic_contracts.mqtt import CLOUD_MQTT_USERNAME
+
 DEFAULT_DATA_DIR: Final = Path("data/cloud")
 DEFAULT_MQTT_BROKER_URL: Final = "mqtt://127.0.0.1:1883"
 DEFAULT_OFFLINE_AFTER_S: Final = 60
 DEFAULT_KEY_EXCHANGE_TTL_S: Final = 600
 MIN_ADMIN_TOKEN_CHARS: Final = 16
 _MQTT_DEFAULT_PORTS: Final = {"mqtt": 1883, "mqtts": 8883}
-DEFAULT_MQTT_USERNAME: Final = "iotistic-cloud"
+DEFAULT_MQTT_USERNAME: Final = CLOUD_MQTT_USERNAME
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off"})
 
