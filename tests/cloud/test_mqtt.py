@@ -471,6 +471,8 @@ async def check_serve(tmp_path: Path, broker: MosquittoBroker) -> None:
             await wait_for_async(stored, WAIT_S, 0.05, "report not stored")
     finally:
         cloud.stop()
+    assert "Application shutdown complete" in cloud.log()
+    assert "Traceback" not in cloud.log()
     assert broker.admin_password not in cloud.log()
     assert device.mqtt_password not in cloud.log()
 
