@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from iotistic_cloud.composition import Cloud
 from iotistic_cloud.services.reports import ReportService
-from iotistic_contracts.sync import MAX_REPORT_BYTES, DeviceReport
+from iotistic_contracts.sync import FULL_REPORT_HEADER, MAX_REPORT_BYTES, DeviceReport
 from sqlalchemy import text
 
 from tests.cloud.device_kit import ADMIN, REPORT, SimDevice, provision, report
@@ -245,3 +245,28 @@ async def test_deleting_a_device_deletes_its_history(
     async with cloud.database.engine.connect() as conn:
         remaining = (await conn.execute(text("SELECT count(*) FROM device_reports"))).scalar()
     assert remaining == 0
+
+
+async def test_a_gap_in_the_sequence_asks_the_device_for_a_full_report(
+    client: httpx.AsyncClient, key: str
+) -> None:
+    """A diff after a lost report (3 after 1) leaves the stored state possibly incomplete:
+    every poll answer, 200 or 304, then asks for a full report until one arrives."""
+    device = await provision(client, key)
+
+    async def poll_header(etag: str | None = None) -> tuple[int, str | None]:
+        headers = {**device.auth, **({"If-None-Match": etag} if etag else {})}
+        response = await client.get(device.state_path, headers=headers)
+        return response.status_code, response.headers.get(FULL_REPORT_HEADER)
+
+    assert (await send(client, device, report(device.uuid, 1, full=True, uptime=1))).is_success
+    assert (await send(client, device, report(device.uuid, 2, uptime=2))).is_success
+    assert await poll_header() == (200, None)
+    assert (await send(client, device, report(device.uuid, 4, uptime=4))).is_success
+    etag = (await client.get(device.state_path, headers=device.auth)).headers["ETag"]
+    assert await poll_header() == (200, "true")
+    assert await poll_header(etag) == (304, "true")
+    assert (await send(client, device, report(device.uuid, 5, uptime=5))).is_success
+    assert await poll_header(etag) == (304, "true")  # a diff in order does not repair it
+    assert (await send(client, device, report(device.uuid, 6, full=True, uptime=6))).is_success
+    assert await poll_header(etag) == (304, None)

@@ -19,6 +19,9 @@ from .target_state import EntityId, TargetState
 from .timestamps import Timestamp
 
 MAX_REPORT_BYTES: Final = 1024 * 1024
+# On a poll answer (200 or 304): the cloud's copy of the device's reports has a gap (a
+# diff arrived out of sequence), so the device's next report must be full.
+FULL_REPORT_HEADER: Final = "X-Iotistic-Full-Report"
 MAX_TARGET_VERSION: Final = 2**62
 
 

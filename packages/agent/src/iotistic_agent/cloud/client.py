@@ -9,14 +9,13 @@ from typing import Final, Protocol
 
 import aiohttp
 from iotistic_contracts.mqtt import state_topic
-from iotistic_contracts.sync import DeviceTarget, TargetResponse
+from iotistic_contracts.sync import FULL_REPORT_HEADER, DeviceTarget, TargetResponse
 from pydantic import ValidationError
 
 from ..provisioning.http import CloudError, cloud_errors, raise_for_cloud_error
 from ..store.device import CloudCredentials
 
 GZIP_ABOVE_BYTES: Final = 1024
-FULL_REPORT_HEADER: Final = "X-Iotistic-Full-Report"
 MAX_TARGET_BYTES: Final = 4 * 1024 * 1024
 RETRIED_STATUSES: Final = frozenset({401, 403, 404})
 PUBLISHED: Final = "published"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Final, Literal
 
 from fastapi import APIRouter, Request, Response
+from iotistic_contracts.sync import FULL_REPORT_HEADER
 from pydantic import BaseModel
 
 from ..services.report_input import decode_body, parse_report
@@ -30,6 +31,8 @@ async def poll_target(request: Request) -> Response:
     uuid = request.path_params["uuid"]
     result = await cloud.targets.poll(bearer_token(request), uuid, cloud.clock())
     headers = {"ETag": result.etag, "Cache-Control": "no-cache"}
+    if result.full_report_wanted:
+        headers[FULL_REPORT_HEADER] = "true"
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None and etag_matches(if_none_match, result.etag):
         return Response(status_code=304, headers=headers)

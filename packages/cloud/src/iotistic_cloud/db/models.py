@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from .types import BigId, JsonDocument, UtcDateTime
@@ -98,6 +99,10 @@ class Device(Base):
     last_report_sequence: Mapped[int | None] = mapped_column(BigInteger)
     # Rows in device_reports for this device (see services/reports.py for the bound).
     history_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # A diff arrived after a gap in the sequence: polls ask the device for a full report.
+    reports_missing: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=sa_false()
+    )
 
 
 class DeviceReport(Base):

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Final, Literal
 
 from iotistic_contracts.sync import DeviceReport
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import Row, delete, false, insert, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.engine import Database
@@ -111,6 +111,7 @@ class ReportService:
                 .where(Device.reported_at.is_not_distinct_from(reporter.reported_at))
                 .values(
                     reported_state=merge_report(reporter.state, body),
+                    reports_missing=_reports_missing(reporter, report),
                     last_report_sequence=report.sequence,
                     reported_at=now,
                     last_seen=now,
@@ -177,3 +178,13 @@ class ReportService:
             rows = list((await session.execute(stmt)).scalars())
         rows.reverse()
         return rows
+
+
+def _reports_missing(reporter: Reporter, report: DeviceReport) -> Any:
+    """A full report repairs everything; a diff after a gap in the sequence (a report lost on
+    the way, e.g. over MQTT) means the stored state may be missing changes until one comes."""
+    if report.full:
+        return false()
+    if reporter.sequence is None or report.sequence > reporter.sequence + 1:
+        return true()
+    return Device.reports_missing

@@ -41,6 +41,8 @@ class TargetUpdate:
 class PollResult:
     etag: str
     body: str
+    # Asks the device for a full report (its reports have a gap): see contracts/sync.py.
+    full_report_wanted: bool = False
 
 
 def make_etag(version: int, state_hash: str) -> str:
@@ -125,11 +127,13 @@ class TargetService:
 
     async def poll(self, api_key: str, requested_uuid: str, now: datetime) -> PollResult:
         async with self._db.reads.connect() as conn:
-            row = await find_device(conn, api_key, Device.target_etag, Device.target_body)
+            row = await find_device(
+                conn, api_key, Device.target_etag, Device.target_body, Device.reports_missing
+            )
         require_own(row.uuid, requested_uuid)
         if seen_is_stale(row.last_seen, now):
             await mark_seen(self._db, row.uuid, now)
-        return PollResult(etag=row.target_etag, body=row.target_body)
+        return PollResult(row.target_etag, row.target_body, bool(row.reports_missing))
 
 
 def target_columns(rendered: RenderedTarget) -> dict[str, Any]:
