@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -17,7 +18,7 @@ import aiomqtt
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from iotistic_agent.cloud.client import SyncClient
+from iotistic_agent.cloud.client import PUBLISHED, SyncClient
 from iotistic_agent.cloud.reporter import StateReporter
 from iotistic_agent.cloud.retry import ConnectionMonitor, RetryGate, RetryPolicy
 from iotistic_agent.mqtt.credentials import BrokerSettings, MqttCredentials
@@ -27,7 +28,13 @@ from iotistic_agent.provisioning.backoff import Backoff
 from iotistic_agent.store.db import open_database
 from iotistic_agent.store.device import CloudCredentials
 from iotistic_agent.store.sync_store import SyncStore
-from iotistic_contracts.mqtt import SensorReading, sensor_topic, state_topic, update_topic
+from iotistic_contracts.mqtt import (
+    STATE_TOPIC_FILTER,
+    SensorReading,
+    sensor_topic,
+    state_topic,
+    update_topic,
+)
 
 from tests.integration.waiting import wait_for_async
 from tests.support.certs import CertificateAuthority
@@ -304,3 +311,112 @@ async def test_reports_go_over_mqtt_while_connected_and_over_http_otherwise(
         finally:
             await service.stop()
     assert service.status()["state"] == "not configured"
+
+
+# --- MQTT 5: what the PUBACK says ---------------------------------------------------------------
+
+# How the cloud subscribes (iotistic_cloud.mqtt.link): one shared subscription for its replicas.
+CLOUD_STATE_FILTER = f"$share/iotistic-cloud/{STATE_TOPIC_FILTER}"
+
+
+@contextlib.asynccontextmanager
+async def cloud_subscribed(broker: MosquittoBroker) -> AsyncIterator[list[bytes]]:
+    """The cloud's user on MQTT 5 with the cloud's shared subscription to every state topic."""
+    received: list[bytes] = []
+    async with client(
+        broker,
+        broker.admin_username,
+        broker.admin_password,
+        protocol=aiomqtt.ProtocolVersion.V5,
+    ) as cloud:
+        granted = await cloud.subscribe(CLOUD_STATE_FILTER, qos=1)
+        assert all(code.value < 0x80 for code in granted)
+
+        async def collect() -> None:
+            async for message in cloud.messages:
+                assert isinstance(message.payload, bytes)
+                received.append(message.payload)
+
+        task = asyncio.create_task(collect())
+        try:
+            yield received
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_report_nobody_subscribed_to_falls_back_to_http(
+    broker: MosquittoBroker, http_cloud: tuple[str, list[dict[str, Any]]]
+) -> None:
+    endpoint, http_reports = http_cloud
+    creds = device(broker)
+    async with running(MqttManager(creds, backoff=FAST)) as manager:
+        await connected(manager)
+        topic = state_topic(creds.uuid)
+        # Mosquitto answers PUBACK 0x10 "No matching subscribers": the cloud is not listening.
+        assert await manager.publish_confirmed(topic, b'{"x": 1}') is False
+        async with aiohttp.ClientSession() as session:
+            sync = SyncClient(
+                session, CloudCredentials(creds.uuid, endpoint, "k", None, True), manager
+            )
+            body = json.dumps({creds.uuid: {"sequence": 1}})
+            assert await sync.send_report(body) == "accepted"  # the HTTP PATCH's answer
+        assert http_reports == [{creds.uuid: {"sequence": 1}}]
+        assert manager.status()["state"] == "connected"  # a 0x10 is no connection problem
+
+
+async def test_a_report_goes_over_mqtt_when_the_cloud_is_subscribed(
+    broker: MosquittoBroker, http_cloud: tuple[str, list[dict[str, Any]]]
+) -> None:
+    endpoint, http_reports = http_cloud
+    creds = device(broker)
+    async with running(MqttManager(creds, backoff=FAST)) as manager:
+        await connected(manager)
+        async with cloud_subscribed(broker) as seen, aiohttp.ClientSession() as session:
+            sync = SyncClient(
+                session, CloudCredentials(creds.uuid, endpoint, "k", None, True), manager
+            )
+            body = json.dumps({creds.uuid: {"sequence": 7}})
+            assert await sync.send_report(body) == PUBLISHED
+            await wait_for_async(lambda: seen, WAIT_S, 0.02)
+        assert [json.loads(p) for p in seen] == [{creds.uuid: {"sequence": 7}}]
+        assert http_reports == []
+
+
+async def test_a_publish_the_acl_denies_is_reported_as_refused(
+    broker: MosquittoBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    creds = device(broker)
+    other = str(uuid.uuid4())  # another device's state topic: outside this device's ACL
+    async with running(MqttManager(creds, backoff=FAST)) as manager:
+        await connected(manager)
+        async with cloud_subscribed(broker) as seen:
+            with caplog.at_level(logging.WARNING, logger="iotistic.mqtt"):
+                assert await manager.publish_confirmed(state_topic(other), b"{}") is False
+            assert "refused by the broker" in caplog.text and "0x87" in caplog.text
+            # The outbox path: a refusal is final, the message is dropped and logged.
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, logger="iotistic.mqtt"):
+                await manager.publish(state_topic(other), b"{}", qos=1)
+            assert "message dropped" in caplog.text and manager.status()["queued"] == 0
+            # Its own topic still works on the same connection.
+            assert await manager.publish_confirmed(state_topic(creds.uuid), b"{}") is True
+            await wait_for_async(lambda: seen, WAIT_S, 0.02)
+        assert seen == [b"{}"]
+        assert manager.status()["state"] == "connected"
+
+
+async def test_a_refused_subscription_is_a_failed_connection(broker: MosquittoBroker) -> None:
+    creds = device(broker)
+    name = f"device_{creds.uuid}"
+    broker.dynsec(
+        [{"command": "removeRoleACL", "rolename": name, "acltype": "subscribePattern",
+          "topic": f"agent/{creds.uuid}/#"}]
+    )  # fmt: skip
+    async with running(MqttManager(creds, backoff=FAST)) as manager:
+        await wait_for_async(lambda: manager.status()["lastError"], WAIT_S, 0.02)
+        status = manager.status()
+        assert status["state"] != "connected"
+        assert status["lastError"] == (
+            f"the broker refused the subscription to {update_topic(creds.uuid)}"
+        )

@@ -5,6 +5,11 @@
 backoff (1 s doubling to 60 s, +-20 % jitter). Every connection subscribes again (the
 session is clean) and first delivers, in order, what was published while the broker was away
 (the bounded ``Outbox``).
+
+The connection speaks MQTT 5 so that a QoS 1 PUBACK carries a reason code: with MQTT 3.1.1
+Mosquitto acknowledges a publish its ACL denied, or one nobody is subscribed to, exactly like a
+delivered one. ``publish_confirmed`` (state reports) counts only a PUBACK with a success code
+other than 0x10 "No matching subscribers" as delivered.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from .routing import OnReading, OnUpdate, Router, SensorCounter, subscriptions
 from .tls import tls_context
 
 if TYPE_CHECKING:
-    import aiomqtt
+    from ._client import AcknowledgingClient as _Client
 
 log = logging.getLogger("iotistic.mqtt")
 
@@ -32,6 +37,12 @@ RECONNECT_BACKOFF = Backoff(base_s=1.0, max_s=60.0)
 TIMEOUT_S = 10.0
 KEEPALIVE_S = 30
 INCOMING_MAX = 1000
+
+
+# PUBACK reason codes (MQTT 5, 3.4.2.1): 0x00 success, 0x10 accepted but nobody subscribed,
+# 0x80 and above a failure (0x87 Not authorized: the broker's ACL denied the publish).
+NO_MATCHING_SUBSCRIBERS = 0x10
+FAILURE = 0x80
 
 
 class SubscriptionRefused(Exception):
@@ -64,7 +75,7 @@ class MqttManager:
         self._timeout_s = timeout_s
         self._keepalive_s = keepalive_s
         self._rand = rand
-        self._client: aiomqtt.Client | None = None
+        self._client: _Client | None = None
         self._send_lock = asyncio.Lock()
         self._state: State = "not configured" if credentials is None else "disconnected"
         self._last_error: str | None = None
@@ -111,27 +122,49 @@ class MqttManager:
     async def publish_confirmed(
         self, topic: str, payload: bytes, qos: int = 1, timeout_s: float | None = None
     ) -> bool:
-        """Publish without the outbox: True once the broker has it (PUBACK for QoS 1),
-        False when not connected or on any failure (the caller has its own fallback)."""
+        """Publish without the outbox: True once a subscriber will get it (for QoS 1 a PUBACK
+        whose reason code is a success other than 0x10 "No matching subscribers"), False when
+        not connected, when the broker refused it (0x80 and above, e.g. 0x87 Not authorized),
+        when nobody is subscribed (0x10), or on any other failure: the caller has its own
+        fallback. QoS 0 has no PUBACK: True once written."""
         client = self._client
         if client is None:
             return False
         try:
-            await client.publish(topic, payload, qos, timeout=timeout_s or self._timeout_s)
+            code = await client.publish_acknowledged(
+                topic, payload, qos, timeout_s or self._timeout_s
+            )
         except Exception as exc:
             log.warning("MQTT publish to %s failed: %s", topic, _describe(exc))
             return False
+        if code.value >= FAILURE:
+            log.warning(
+                "MQTT publish to %s refused by the broker: %s (0x%02x)", topic, code, code.value
+            )
+            return False
+        if code.value == NO_MATCHING_SUBSCRIBERS:
+            log.info("MQTT publish to %s reached no subscriber (is the cloud connected?)", topic)
+            return False
         return True
 
-    async def _drain(self, client: aiomqtt.Client, connecting: bool = False) -> None:
+    async def _drain(self, client: _Client, connecting: bool = False) -> None:
         async with self._send_lock:
             if not connecting and client is not self._client:
                 return  # that connection is gone; the next one delivers the outbox
             while (message := self._outbox.peek()) is not None:
-                await client.publish(
-                    message.topic, message.payload, message.qos, timeout=self._timeout_s
+                code = await client.publish_acknowledged(
+                    message.topic, message.payload, message.qos, self._timeout_s
                 )
                 self._outbox.pop()
+                # A refusal is final (sending it again gets the same answer): logged, dropped.
+                # 0x10 (nobody subscribed) is normal for sensor data and not logged.
+                if code.value >= FAILURE:
+                    log.warning(
+                        "MQTT publish to %s refused by the broker, message dropped: %s (0x%02x)",
+                        message.topic,
+                        code,
+                        code.value,
+                    )
 
     # --- the connection loop ---------------------------------------------------------------
 
@@ -163,10 +196,13 @@ class MqttManager:
             self._state = "disconnected"
 
     async def _session(self, credentials: MqttCredentials) -> None:
-        import aiomqtt  # lazily: paho and aiomqtt cost memory only once MQTT is used
+        # Lazily: paho and aiomqtt cost memory only once MQTT is used.
+        import aiomqtt
+
+        from ._client import AcknowledgingClient
 
         broker = credentials.broker
-        client = aiomqtt.Client(
+        client = AcknowledgingClient(
             broker.host,
             broker.port,
             username=credentials.username,
@@ -175,7 +211,11 @@ class MqttManager:
             tls_context=tls_context(broker),
             timeout=self._timeout_s,
             keepalive=self._keepalive_s,
-            clean_session=True,
+            # MQTT 5: PUBACKs carry reason codes. Clean start on every connection, and no
+            # Session Expiry Interval (0): the session ends with the connection, as a 3.1.1
+            # clean session did. Every connection subscribes again.
+            protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=True,
             # Bounded: a flood of sensor data drops messages instead of growing memory.
             max_queued_incoming_messages=INCOMING_MAX,
             logger=logging.getLogger("iotistic.mqtt.paho"),
@@ -203,9 +243,10 @@ class MqttManager:
 
 
 def _refused(code: Any) -> bool:
-    # MQTT 3.1.1 grants a QoS (0-2) or 0x80 for a failure; paho wraps them as ReasonCode.
+    # A SUBACK reason code per filter: the granted QoS (0x00-0x02) or a failure (0x80 and
+    # above: 0x80 unspecified, 0x87 Not authorized, ...); paho wraps them as ReasonCode.
     value = getattr(code, "value", code)
-    return isinstance(value, int) and value >= 0x80
+    return isinstance(value, int) and value >= FAILURE
 
 
 def _describe(exc: BaseException) -> str:
