@@ -10,6 +10,7 @@ from . import (
     config_routes,
     log_routes,
     provisioning_routes,
+    sensor_routes,
     service_routes,
     state_routes,
     system_routes,
@@ -35,6 +36,7 @@ def create_app(context: ApiContext, api_key: str) -> web.Application:
         system_routes,
         log_routes,
         provisioning_routes,
+        sensor_routes,
     )
     for module in modules:
         app.add_routes(module.routes)

@@ -1,0 +1,90 @@
+"""POST /v1/sensors/{metric} with a real broker: a local service's reading is published on
+the device's sensor topic over the agent's own connection, and bad input is a clear 400."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from aiohttp.test_utils import TestServer
+from api_support import KEY, api_context
+from iotistic_agent.device_api.app import create_app
+from iotistic_agent.mqtt.manager import MqttManager
+from iotistic_agent.mqtt.service import MqttService
+from iotistic_agent.orchestrator.memory_engine import MemoryEngine
+from test_mqtt_broker import connected, device, watching
+
+from tests.support.mosquitto import MosquittoBroker, mosquitto_or_fail
+
+READING = {"timestamp": "2026-11-25T10:30:00Z", "value": 23.5, "unit": "C", "sensor_id": "b1"}
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    with mosquitto_or_fail(tmp_path / "mosquitto", "the sensor route tests") as started:
+        yield started
+
+
+@dataclasses.dataclass
+class Setup:
+    client: httpx.AsyncClient
+    service: MqttService
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[Setup]:
+    service = MqttService(lambda creds: MqttManager(creds))
+    context = dataclasses.replace(api_context(tmp_path, MemoryEngine()), mqtt=service)
+    async with TestServer(create_app(context, api_key=KEY), host="127.0.0.1") as server:
+        headers = {"Authorization": f"Bearer {KEY}"}
+        base = str(server.make_url(""))
+        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=10) as client:
+            yield Setup(client, service)
+    await service.stop()
+
+
+async def test_a_reading_is_published_on_the_devices_sensor_topic(
+    api: Setup, broker: MosquittoBroker
+) -> None:
+    creds = device(broker)
+    api.service.start(creds)
+    manager = api.service.manager
+    assert manager is not None
+    await connected(manager)
+    topic = f"sensor/{creds.uuid}/temperature"
+    async with watching(broker, topic) as received:
+        answer = await api.client.post("/v1/sensors/temperature", json=READING)
+        assert answer.status_code == 202, answer.text
+        assert answer.json() == {"status": "published", "topic": topic}
+        async with asyncio.timeout(5):
+            while not received:  # noqa: ASYNC110 - the watcher collects into a list
+                await asyncio.sleep(0.01)
+    assert json.loads(received[0]) == READING
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        ("/v1/sensors/temp%2Fx", READING, "metric must be"),
+        ("/v1/sensors/temperature", {**READING, "value": "hot"}, "value"),
+        ("/v1/sensors/temperature", {**READING, "extra": 1}, "extra"),
+        ("/v1/sensors/temperature", {**READING, "timestamp": "yesterday"}, "timestamp"),
+    ],
+)
+async def test_bad_input_is_a_clear_400(
+    api: Setup, path: str, body: dict[str, object], message: str
+) -> None:
+    answer = await api.client.post(path, json=body)
+    assert answer.status_code == 400 and message in answer.text, answer.text
+
+
+async def test_without_mqtt_the_route_says_why(api: Setup) -> None:
+    answer = await api.client.post("/v1/sensors/temperature", json=READING)
+    assert answer.status_code == 409
+    assert "MQTT is not configured" in answer.json()["message"]
+
