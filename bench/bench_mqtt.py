@@ -12,7 +12,8 @@ same run: a bare aiomqtt client with the same device credentials.
   `iot/device/+/state` (p50/p99 of 500), agent vs bare client;
 - trigger: the real cloud with broker management and a real agent process polling every
   60 s; `--changes` target changes through the admin API, each timed until the agent holds
-  the new version (p50/p99), against the bare MQTT round trip.
+  the new version (p50/p99), against the bare MQTT round trip; then the agent's RSS with
+  MQTT connected against an agent in local mode.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from iotistic_agent.mqtt.credentials import BrokerSettings, MqttCredentials  # n
 from iotistic_agent.mqtt.manager import MqttManager  # noqa: E402
 from iotistic_contracts.mqtt import STATE_TOPIC_FILTER, state_topic  # noqa: E402
 
+from bench.bench_device_api import settled_rss  # noqa: E402
 from tests.integration.agent_process import AgentProcess  # noqa: E402
 from tests.integration.waiting import wait_for  # noqa: E402
 from tests.support.cloud_process import CloudProcess  # noqa: E402
@@ -73,7 +75,14 @@ async def agent_manager(creds: MqttCredentials) -> AsyncIterator[MqttManager]:
 
 
 def bare(broker: MosquittoBroker, username: str, password: str) -> aiomqtt.Client:
-    return aiomqtt.Client(broker.host, broker.plain_port, username=username, password=password)
+    # MQTT 5, as the agent speaks it: the same protocol on both sides of the ratio.
+    return aiomqtt.Client(
+        broker.host,
+        broker.plain_port,
+        username=username,
+        password=password,
+        protocol=aiomqtt.ProtocolVersion.V5,
+    )
 
 
 async def rate(name: str, publish: Callable[[], Awaitable[None]], count: int) -> float:
@@ -178,6 +187,23 @@ def trigger(broker: MosquittoBroker, work: Path, changes: int, bare_ms: float) -
         print(f"  trigger + poll                     {summary(times)}")
         ratio = statistics.median(times) / bare_ms
         print(f"  vs the bare MQTT round trip ({bare_ms:.2f} ms): {ratio:.0f}x")
+        # Memory: the same agent restarted (provisioned: no cryptography), MQTT connected,
+        # against an agent in local mode.
+        agent.terminate()
+        agent.start()
+        wait_for(lambda: agent.get("/v1/device").json()["mqtt"]["state"] == "connected", 30)
+        assert agent.proc is not None
+        connected_rss = settled_rss(agent.proc.pid)
+        local = AgentProcess(work / "local").start()
+        try:
+            assert local.proc is not None
+            local_rss = settled_rss(local.proc.pid)
+        finally:
+            local.stop()
+        print(
+            f"agent RSS: local mode {local_rss:.1f} MB; provisioned, syncing and MQTT "
+            f"connected {connected_rss:.1f} MB ({connected_rss / local_rss:.2f}x)"
+        )
     finally:
         agent.stop()
         cloud.stop()
