@@ -42,7 +42,8 @@ from typing import Any, Final
 
 import paho.mqtt.client as paho
 import pytest
-from iotistic_contracts.mqtt import CLOUD_MQTT_USERNAME, device_acls, device_username
+from iotistic_cloud.mqtt.accounts import account_commands, delete_commands
+from iotistic_contracts.mqtt import CLOUD_MQTT_USERNAME, device_username
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -306,26 +307,12 @@ class MosquittoBroker:
         """Create client ``device_<uuid>`` with role ``device_<uuid>`` (``device_acls``);
         returns its password."""
         password = password or secrets.token_urlsafe(24)
-        name = device_username(device_uuid)
-        commands: list[dict[str, Any]] = [{"command": "createRole", "rolename": name}]
-        commands += [
-            {"command": "addRoleACL", "rolename": name, "acltype": acltype, "topic": topic,
-             "allow": True}
-            for acltype, topic in device_acls(device_uuid)
-        ]  # fmt: skip
-        commands.append(
-            {"command": "createClient", "username": name, "password": password,
-             "roles": [{"rolename": name}]}
-        )  # fmt: skip
+        commands = account_commands(device_uuid, password)
         self.dynsec(commands)
         return password
 
     def remove_device(self, device_uuid: str) -> None:
-        name = device_username(device_uuid)
-        self.dynsec(
-            [{"command": "deleteClient", "username": name},
-             {"command": "deleteRole", "rolename": name}]
-        )  # fmt: skip
+        self.dynsec(delete_commands(device_username(device_uuid)))
 
 
 def _control_request(

@@ -39,19 +39,17 @@ class NoBroker:
         return None
 
 
-def _delete_commands(name: str) -> list[dict[str, Any]]:
+def delete_commands(name: str) -> list[dict[str, Any]]:
     return [
         {"command": "deleteClient", "username": name},
         {"command": "deleteRole", "rolename": name},
     ]
 
 
-def create_commands(device_uuid: str, password: str) -> list[dict[str, Any]]:
-    """Client ``device_<uuid>`` with its own role ``device_<uuid>`` (``device_acls``). A
-    leftover of an earlier failed registration is deleted first, so it can be repeated."""
+def account_commands(device_uuid: str, password: str) -> list[dict[str, Any]]:
+    """Create client ``device_<uuid>`` with its own role ``device_<uuid>`` (``device_acls``)."""
     name = device_username(device_uuid)
-    commands = _delete_commands(name)
-    commands.append({"command": "createRole", "rolename": name})
+    commands: list[dict[str, Any]] = [{"command": "createRole", "rolename": name}]
     commands += [
         {"command": "addRoleACL", "rolename": name, "acltype": acltype, "topic": topic,
          "allow": True}
@@ -62,6 +60,12 @@ def create_commands(device_uuid: str, password: str) -> list[dict[str, Any]]:
          "roles": [{"rolename": name}]}
     )  # fmt: skip
     return commands
+
+
+def create_commands(device_uuid: str, password: str) -> list[dict[str, Any]]:
+    """The account, after deleting a leftover of an earlier failed registration, so that
+    registering can be repeated."""
+    return delete_commands(device_username(device_uuid)) + account_commands(device_uuid, password)
 
 
 class BrokerAccounts:
@@ -87,7 +91,7 @@ class BrokerAccounts:
     async def delete_device(self, device_uuid: str) -> None:
         """Deleting the client also disconnects it (the plugin kicks a deleted client)."""
         name = device_username(device_uuid)
-        await self._run(_delete_commands(name), f"deleting device {device_uuid}")
+        await self._run(delete_commands(name), f"deleting device {device_uuid}")
 
     async def target_changed(self, device_uuid: str, version: int) -> None:
         """Best effort: the device polls anyway, so a failure is only logged."""
