@@ -509,3 +509,20 @@ def test_json_goes_to_stdout_only(agent: AgentProcess) -> None:
 def test_usage_errors_exit_2(args: tuple[str, ...]) -> None:
     proc = subprocess.run([str(IOTCTL), *args], capture_output=True, text=True, check=False)
     assert proc.returncode == 2, proc.stderr
+
+
+def test_simulation_scenarios_start_and_stop(agent: AgentProcess) -> None:
+    rows = {r["name"]: r for r in as_json(agent, "simulation", "list")["scenarios"]}
+    assert set(rows) == {"sensor_data", "anomaly_injection", "memory_leak"}
+    assert not any(r["running"] for r in rows.values())
+    assert "memory_leak started" in ok(agent, "simulation", "start", "memory_leak")
+    assert "already running" in ok(agent, "simulation", "start", "memory_leak")
+
+    def leaking() -> bool:
+        listed = as_json(agent, "simulation", "list")["scenarios"]
+        return any(r["name"] == "memory_leak" and r["leakedMb"] > 0 for r in listed)
+
+    wait_for(leaking, 30, 0.2, "the simulated leak never grew")
+    assert "memory_leak" in ok(agent, "simulation", "list")
+    assert "memory_leak stopped" in ok(agent, "simulation", "stop", "memory_leak")
+    assert "no scenario 'quake'" in fails(agent, "simulation", "start", "quake")

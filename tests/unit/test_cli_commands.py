@@ -25,6 +25,8 @@ COMMANDS = [
     *(["apps", c] for c in ("list", "info", "start", "stop", "restart", "purge")),
     ["services"],
     *(["services", c] for c in ("list", "info", "start", "stop", "restart", "logs")),
+    ["simulation"],
+    *(["simulation", c] for c in ("list", "start", "stop")),
     ["help"],
     ["version"],
 ]
@@ -38,6 +40,7 @@ JSON_COMMANDS = [
     ["config", "get"],
     ["diagnostics"],
     ["provision"],
+    ["simulation", "list"],
 ]
 
 

@@ -110,9 +110,8 @@ def test_a_drift_grows_to_the_magnitude_over_half_the_interval() -> None:
     assert [(i.kind, i.at) for i in inject.injected] == [("drift", 0)]
 
 
-def test_untargeted_metrics_and_a_disabled_scenario_are_untouched() -> None:
+def test_untargeted_metrics_are_untouched() -> None:
     assert injector("spike").apply("memory_percent", 40.0, 0, 1.0) == 40.0
-    assert injector("spike", enabled=False).apply("cpu_temp", 40.0, 0, 1.0) == 40.0
 
 
 def test_the_memory_leak_grows_to_its_cap_and_is_released() -> None:

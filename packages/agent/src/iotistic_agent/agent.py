@@ -30,6 +30,8 @@ from .orchestrator.reconciler import Reconciler
 from .provisioning.service import Provisioner, when_provisioned
 from .runtime_config import RuntimeConfig
 from .settings import AgentSettings
+from .simulation.config import SimulationConfig, SimulationConfigError, simulation_config
+from .simulation.wiring import simulation_runner
 from .store.config_store import ConfigStore
 from .store.db import open_database
 from .store.device import CloudCredentials, DeviceStore
@@ -43,7 +45,9 @@ Outcome = Literal["stop", "restart", "factory-reset"]
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING}
 
 
-async def run_agent(env_settings: AgentSettings, log_ring: LogRing) -> Outcome:
+async def run_agent(
+    env_settings: AgentSettings, log_ring: LogRing, simulation_config: SimulationConfig
+) -> Outcome:
     conn = open_database(env_settings.DATABASE_PATH)
     devices = DeviceStore(conn)
     config = RuntimeConfig(os.environ, ConfigStore(conn))
@@ -61,6 +65,7 @@ async def run_agent(env_settings: AgentSettings, log_ring: LogRing) -> Outcome:
     # The MQTT update trigger asks cloud sync to poll now; reports use MQTT while it is up.
     mqtt = MqttService(lambda creds: MqttManager(creds, on_update=cloud.poll_now))
     cloud = cloud_sync_runner(lambda: config.settings, conn, targets, reconciler, engine, mqtt)
+    simulation = simulation_runner(simulation_config, mqtt)
 
     def provisioned(credentials: CloudCredentials) -> None:
         cloud.start(credentials)
@@ -114,6 +119,7 @@ async def run_agent(env_settings: AgentSettings, log_ring: LogRing) -> Outcome:
             provisioner=provisioner,
             cloud=cloud,
             mqtt=mqtt,
+            simulation=simulation,
         ),
         api_key=load_or_create_key(settings.data_dir),
     )
@@ -145,6 +151,7 @@ async def run_agent(env_settings: AgentSettings, log_ring: LogRing) -> Outcome:
     credentials = devices.cloud_credentials()
     if credentials is not None:
         provisioned(credentials)
+    simulation.start_configured()
     try:
         await stop.wait()
         log.info("stopping for %s", outcome[0])
@@ -156,6 +163,8 @@ async def run_agent(env_settings: AgentSettings, log_ring: LogRing) -> Outcome:
             await asyncio.wait_for(cloud.stop(), SHUTDOWN_GRACE_S)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(mqtt.stop(), SHUTDOWN_GRACE_S)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(simulation.stop_all(), SHUTDOWN_GRACE_S)
         await runner.cleanup()
         if outcome[0] == "factory-reset":
             conn.close()
@@ -190,11 +199,15 @@ def configure_logging(level: str) -> LogRing:
 def main() -> None:
     try:
         settings = AgentSettings.from_env()
+        simulation = simulation_config(os.environ)
     except ValidationError as exc:
         print(f"iotistic-agent: invalid settings: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
+    except SimulationConfigError as exc:
+        print(f"iotistic-agent: invalid settings: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
     log_ring = configure_logging(settings.LOG_LEVEL)
-    outcome = asyncio.run(run_agent(settings, log_ring))
+    outcome = asyncio.run(run_agent(settings, log_ring, simulation))
     if outcome != "stop":
         # Same process id, fresh interpreter: supervisors and tests see one long-lived agent.
         os.execv(sys.executable, [sys.executable, "-m", "iotistic_agent", *sys.argv[1:]])

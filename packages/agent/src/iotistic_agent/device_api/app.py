@@ -9,9 +9,11 @@ from . import (
     app_routes,
     config_routes,
     log_routes,
+    metrics_routes,
     provisioning_routes,
     sensor_routes,
     service_routes,
+    simulation_routes,
     state_routes,
     system_routes,
 )
@@ -37,6 +39,8 @@ def create_app(context: ApiContext, api_key: str) -> web.Application:
         log_routes,
         provisioning_routes,
         sensor_routes,
+        simulation_routes,
+        metrics_routes,
     )
     for module in modules:
         app.add_routes(module.routes)

@@ -16,6 +16,7 @@ from ..orchestrator.engine import Engine
 from ..orchestrator.reconciler import Reconciler
 from ..provisioning.service import Provisioner
 from ..runtime_config import RuntimeConfig
+from ..simulation.runner import SimulationRunner
 from ..store.device import DeviceStore
 from ..store.target_store import TargetStore
 
@@ -36,6 +37,7 @@ class ApiContext:
     provisioner: Provisioner | None = None
     cloud: CloudSyncRunner | None = None
     mqtt: MqttService | None = None
+    simulation: SimulationRunner | None = None
 
 
 CONTEXT_KEY = web.AppKey("iotistic_context", ApiContext)

@@ -36,7 +36,8 @@ class AnomalyInjector:
         self.injected: list[Injection] = []
 
     def targets(self, metric: str) -> bool:
-        return self._scenario.enabled and metric in self._scenario.metrics
+        # Whether injection runs at all is the runner's business (started at runtime too).
+        return metric in self._scenario.metrics
 
     def apply(self, metric: str, value: float, t: float, scale: float) -> float:
         """``value`` with this interval's anomaly applied; ``scale`` is the metric's typical
