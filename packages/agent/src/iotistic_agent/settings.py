@@ -39,6 +39,9 @@ class AgentSettings(BaseModel):
     CLOUD_BACKOFF_MAX_MS: int = Field(default=900000, ge=10, le=86_400_000)
     CLOUD_CIRCUIT_COOLDOWN_MS: int = Field(default=300000, ge=10, le=86_400_000)
     REPORT_QUEUE_MAX: int = Field(default=1000, ge=1, le=1_000_000)
+    # System metrics: list the top 10 processes. Unset: the spec's platform default (on,
+    # except on Windows where listing processes is slow); true/false forces it.
+    COLLECT_TOP_PROCESSES: bool | None = None
 
     @field_validator("CLOUD_API_ENDPOINT", mode="before")
     @classmethod
@@ -54,7 +57,7 @@ class AgentSettings(BaseModel):
             raise ValueError("must be an http:// or https:// URL")
         return value.strip().rstrip("/")
 
-    @field_validator("PROVISIONING_API_KEY", "DEVICE_TYPE", mode="before")
+    @field_validator("PROVISIONING_API_KEY", "DEVICE_TYPE", "COLLECT_TOP_PROCESSES", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # `PROVISIONING_API_KEY=` in a compose file means "no key", not an empty one.
