@@ -240,22 +240,48 @@ def test_interfaces_are_cached_for_30_seconds(
 
 
 def test_process_cpu_is_percent_of_the_whole_machine(
-    collector: MetricsCollector, monkeypatch: pytest.MonkeyPatch
+    collector: MetricsCollector, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    class Proc:
-        def __init__(self, pid: int, cpu: float, memory: float) -> None:
-            self.pid = pid
-            self.info = {"name": f"p{pid}", "cpu_percent": cpu, "memory_percent": memory}
+    Times = namedtuple("Times", "user system")
+    Mem = namedtuple("Mem", "rss")
 
-    procs = [Proc(i, cpu=float(i * 10), memory=1.0) for i in range(1, 15)]
-    procs.append(Proc(99, cpu=400.0, memory=2.0))  # four cores fully busy (Linux: per core)
+    class Proc:
+        def __init__(self, pid: int) -> None:
+            self.pid = pid
+            self.spent = 0.0
+            self.rss = 1000
+
+        @property
+        def info(self) -> dict[str, Any]:
+            return {"cpu_times": Times(self.spent, 0.0), "memory_info": Mem(self.rss)}
+
+        def name(self) -> str:
+            if self.pid == 5:
+                raise psutil.NoSuchProcess(5)
+            return f"p{self.pid}"
+
+    procs = [Proc(i) for i in range(1, 15)]
+    busy = Proc(99)  # four cores fully busy (psutil on Linux: 400 %)
+    busy.rss = 2000
+    procs.append(busy)
+    Vm = namedtuple("Vm", "total available percent")
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: Vm(100_000, 50_000, 50.0))
     monkeypatch.setattr(psutil, "process_iter", lambda attrs: iter(procs))
     monkeypatch.setattr(psutil, "cpu_count", lambda logical=True: 4)
+    first = collector.collect().top_processes  # no previous pass: ranked by memory
+    assert first[0].pid == 99 and all(p.cpu == 0.0 for p in first)
+    clock.now += 2.0
+    busy.spent = 8.0  # 4 cores for 2 s
+    for proc in procs[:-1]:
+        proc.spent = proc.pid * 0.1  # pid 14: 1.4 s of 8 core-seconds = 17.5 %
     top = collector.collect().top_processes
     assert len(top) == 10
     assert (top[0].pid, top[0].cpu, top[0].memory) == (99, 100.0, 2.0)
-    assert (top[1].pid, top[1].cpu) == (14, 35.0)
+    assert (top[1].pid, top[1].cpu, top[1].name) == (14, 17.5, "p14")
     assert [p.pid for p in top] == [99, 14, 13, 12, 11, 10, 9, 8, 7, 6]
+    clock.now += 2.0  # nothing spent since: 0 %, and pid 5 (gone) is skipped
+    assert [p.pid for p in collector.collect().top_processes][:1] == [99]
+    assert all(p.cpu == 0.0 for p in collector.collect().top_processes)
 
 
 def test_cpu_usage_is_the_busy_share_since_the_previous_collection(

@@ -100,6 +100,8 @@ class MetricsCollector:
         self._disk: Any = None
         self._disk_at = 0.0
         self._proc_at: float | None = None
+        self._proc_cpu: dict[Any, float] = {}  # Process -> CPU seconds at the previous pass
+        self._total_memory: int | None = None
         try:
             self._cpu_times = self._psutil.cpu_times()
             self._disk = self._psutil.disk_io_counters(perdisk=False)
@@ -289,24 +291,52 @@ class MetricsCollector:
     def _top_processes(self, cores: int) -> tuple[ProcessInfo, ...]:
         """The ten busiest processes, by CPU since the previous collection, then memory.
 
-        process_iter keeps its Process objects between calls, so cpu_percent(None) is the
-        delta against the previous collection (0 for a process seen the first time); the
-        attributes are read in one oneshot() per process."""
+        One pass reads each process's CPU times and RSS (one /proc read each on Linux, in a
+        oneshot); the CPU share is this collector's own delta against the previous pass, in
+        percent of the whole machine (0 for a process seen the first time). Only the ten
+        winners' names are read. process_iter keeps its Process objects between calls, and a
+        Process hashes on (pid, start time), so a reused pid is a new process here."""
         psutil = self._psutil
-        scored: list[tuple[float, float, int, str]] = []
+        now = self._clock()
+        elapsed = now - self._proc_at if self._proc_at is not None else 0.0
+        capacity = elapsed * cores
+        if self._total_memory is None:
+            self._total_memory = int(psutil.virtual_memory().total)
+        total = self._total_memory
+        previous = self._proc_cpu
+        current: dict[Any, float] = {}
+        scored: list[tuple[float, float, Any]] = []
         append = scored.append
-        for proc in psutil.process_iter(["name", "cpu_percent", "memory_percent"]):
+        for proc in psutil.process_iter(["cpu_times", "memory_info"]):
             info = proc.info
-            cpu = info["cpu_percent"]
-            memory = info["memory_percent"]
-            if cpu is None and memory is None:  # access denied to both
+            times = info["cpu_times"]
+            memory = info["memory_info"]
+            if times is None and memory is None:  # access denied to both
                 continue
-            append((cpu or 0.0, memory or 0.0, proc.pid, info["name"] or ""))
-        scored.sort(reverse=True)
-        return tuple(
-            ProcessInfo(pid=pid, name=name, cpu=round(cpu / cores, 1), memory=round(memory, 1))
-            for cpu, memory, pid, name in scored[:TOP_PROCESSES]
-        )
+            cpu = 0.0
+            if times is not None:
+                spent = times.user + times.system
+                current[proc] = spent
+                before = previous.get(proc)
+                if before is not None and capacity > 0:
+                    cpu = min(100.0, max(0.0, spent - before) / capacity * 100)
+            append((cpu, memory.rss / total * 100 if memory is not None and total else 0.0, proc))
+        self._proc_cpu, self._proc_at = current, now
+        scored.sort(key=lambda row: (row[0], row[1]), reverse=True)
+        top: list[ProcessInfo] = []
+        for cpu, memory, proc in scored:
+            try:
+                name = proc.name()
+            except psutil.NoSuchProcess:  # exited since: the next one takes its place
+                continue
+            except psutil.Error:
+                name = ""
+            top.append(
+                ProcessInfo(pid=proc.pid, name=name, cpu=round(cpu, 1), memory=round(memory, 1))
+            )
+            if len(top) == TOP_PROCESSES:
+                break
+        return tuple(top)
 
     def _load_average(self) -> tuple[float, float, float] | None:
         if not hasattr(os, "getloadavg"):
