@@ -389,3 +389,15 @@ def test_the_result_is_immutable(collector: MetricsCollector) -> None:
     m: SystemMetrics = collector.collect()
     with pytest.raises(AttributeError):
         m.cpu_usage = 1.0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("", None), ("true", True), ("false", False), ("0", False)]
+)
+def test_the_collect_top_processes_setting(value: str, expected: bool | None) -> None:
+    from iotistic_agent.settings import AgentSettings
+
+    assert (
+        AgentSettings.from_env({"COLLECT_TOP_PROCESSES": value}).COLLECT_TOP_PROCESSES is expected
+    )
+    assert AgentSettings.from_env({}).COLLECT_TOP_PROCESSES is None
