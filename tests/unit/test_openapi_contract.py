@@ -363,7 +363,9 @@ async def test_edge_input_gets_a_documented_answer(
 
 
 def concrete(template: str) -> str:
-    return template.format(appId=1001, ref="web", key="LOG_LEVEL", metric="temperature", scenario="sensor_data")
+    return template.format(
+        appId=1001, ref="web", key="LOG_LEVEL", metric="temperature", scenario="sensor_data"
+    )
 
 
 SECURED = sorted(
