@@ -1,0 +1,232 @@
+"""``AnomalyDetectionService``: the spec's processDataPoint and getSummaryForReport.
+
+Pure and synchronous: no clock of its own beyond a default timestamp, no I/O, no tasks. The
+agent's metrics sampler and sensor readings will call ``process_data_point`` (not wired yet).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from iotistic_agent.anomaly.config import AnomalyConfig
+from iotistic_agent.anomaly.detector import SeriesDetector
+from iotistic_agent.anomaly.models import SEVERITY_RANK, Detection, Quality, Severity
+
+log = logging.getLogger(__name__)
+
+MAX_MAGNITUDE = 1e100
+UNCERTAIN_CONFIDENCE = 0.5  # confidence multiplier for UNCERTAIN points
+_QUALITIES: dict[str, Quality] = {"GOOD": "GOOD", "UNCERTAIN": "UNCERTAIN", "BAD": "BAD"}
+
+
+class PointResult(NamedTuple):
+    score: float  # 0..1, comparable across series; 0 while the series warms up
+    detections: list[Detection]
+
+
+_NOTHING = PointResult(0.0, [])
+
+
+class AnomalyDetectionService:
+    def __init__(
+        self,
+        config: AnomalyConfig | None = None,
+        *,
+        clock_ms: Callable[[], int] | None = None,
+    ) -> None:
+        self.config = config or AnomalyConfig()
+        self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
+        self._series: dict[tuple[str, str], SeriesDetector] = {}
+        self._last_alert: dict[tuple[str, str], tuple[int, int]] = {}  # key -> (ts, rank)
+        self._rejected_keys: set[tuple[str, str]] = set()
+        self.history: deque[Detection] = deque(maxlen=self.config.history_size)
+        self.counters: dict[str, int] = {
+            "points": 0,
+            "rejected": 0,
+            "bad_quality": 0,
+            "suppressed": 0,
+            "detections": 0,
+        }
+        self._by_severity: dict[str, int] = {"info": 0, "warning": 0, "critical": 0}
+        if self.config.ml_enabled:
+            log.warning(
+                "ANOMALY_ML_ENABLED is set but LSTM predictions are not available in this "
+                "build; using the statistical methods only"
+            )
+
+    @property
+    def series_count(self) -> int:
+        return len(self._series)
+
+    def process_data_point(
+        self,
+        source: str,
+        metric: str,
+        value: object,
+        timestamp: object = None,
+        quality: object = "GOOD",
+    ) -> list[Detection]:
+        """Feed one reading; return the detections it raised (at most one, after cool-down)."""
+        return self.process(source, metric, value, timestamp, quality).detections
+
+    def process(
+        self,
+        source: str,
+        metric: str,
+        value: object,
+        timestamp: object = None,
+        quality: object = "GOOD",
+    ) -> PointResult:
+        """Like ``process_data_point`` but also returns the point's anomaly score. Never raises."""
+        if not self.config.enabled:
+            return _NOTHING
+        try:
+            return self._process(source, metric, value, timestamp, quality)
+        except Exception:  # a detector bug must not take the caller's loop down
+            key = (str(source), str(metric))
+            if key not in self._rejected_keys:
+                self._rejected_keys.add(key)
+                log.exception("anomaly detection failed for %s/%s", key[0], key[1])
+            self.counters["rejected"] += 1
+            return _NOTHING
+
+    def _process(
+        self, source: str, metric: str, value: object, timestamp: object, quality: object
+    ) -> PointResult:
+        key = (source, metric)
+        x = _number(value)
+        ts = self._clock_ms() if timestamp is None else _timestamp(timestamp)
+        q = _QUALITIES.get(quality.upper()) if isinstance(quality, str) else None
+        if (
+            x is None
+            or ts is None
+            or q is None
+            or not isinstance(source, str)
+            or not isinstance(metric, str)
+            or not source
+            or not metric
+        ):
+            self._reject(key, value, timestamp, quality)
+            return _NOTHING
+        self.counters["points"] += 1
+        if q == "BAD":  # never learned from, never alerted on
+            self.counters["bad_quality"] += 1
+            return _NOTHING
+        detector = self._series.get(key)
+        if detector is None:
+            if len(self._series) >= self.config.max_series:
+                self._reject(key, value, timestamp, quality, reason="too many series")
+                return _NOTHING
+            detector = self._series[key] = SeriesDetector(self.config.window_size)
+
+        if detector.learned < self.config.warmup:
+            detector.learn(x, ts)
+            return _NOTHING
+        score, finding = detector.evaluate(x, ts, self.config)
+        detector.learn(x, ts)
+        if finding is None:
+            return PointResult(score, [])
+
+        severity: Severity = finding.severity
+        confidence = score
+        if q == "UNCERTAIN":
+            confidence *= UNCERTAIN_CONFIDENCE
+            if severity == "critical":
+                severity = "warning"
+        rank = SEVERITY_RANK[severity]
+        last = self._last_alert.get(key)
+        if last is not None and ts - last[0] < self.config.cooldown_ms and rank <= last[1]:
+            self.counters["suppressed"] += 1
+            return PointResult(score, [])
+        self._last_alert[key] = (ts, rank)
+        detection = Detection(
+            timestamp=ts,
+            source=source,
+            metric=metric,
+            value=x,
+            expected=finding.expected,
+            method=finding.method,
+            severity=severity,
+            confidence=round(confidence, 4),
+            deviation=round(finding.deviation, 4),
+            quality=q,
+            threshold=round(finding.threshold, 4),
+        )
+        self.history.append(detection)
+        self.counters["detections"] += 1
+        self._by_severity[severity] += 1
+        return PointResult(score, [detection])
+
+    def _reject(
+        self,
+        key: tuple[Any, Any],
+        value: object,
+        timestamp: object,
+        quality: object,
+        reason: str = "not a finite number, timestamp or quality",
+    ) -> None:
+        self.counters["rejected"] += 1
+        safe = (str(key[0])[:80], str(key[1])[:80])
+        if safe in self._rejected_keys:
+            return
+        self._rejected_keys.add(safe)
+        log.warning(
+            "anomaly detection ignores readings of %s/%s (%s): value=%.60r timestamp=%.40r "
+            "quality=%.20r; further rejects of this metric are counted, not logged",
+            safe[0],
+            safe[1],
+            reason,
+            value,
+            timestamp,
+            quality,
+        )
+
+    def recent(self, limit: int = 10) -> list[Detection]:
+        """The last ``limit`` detections, newest first."""
+        if limit <= 0:
+            return []
+        out: list[Detection] = []
+        for detection in reversed(self.history):
+            out.append(detection)
+            if len(out) >= limit:
+                break
+        return out
+
+    def summary_for_report(self, limit: int = 10) -> dict[str, Any]:
+        """What the periodic cloud report carries (the spec's getSummaryForReport)."""
+        return {
+            "total": self.counters["detections"],
+            "bySeverity": dict(self._by_severity),
+            "monitoredSeries": len(self._series),
+            "recent": [d.to_dict() for d in self.recent(limit)],
+        }
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        x = float(value)
+    except OverflowError:  # an int beyond float range
+        return None
+    # Beyond 1e100 the window's arithmetic could overflow; no metric or sensor reads that.
+    return x if math.isfinite(x) and abs(x) <= MAX_MAGNITUDE else None
+
+
+def _timestamp(value: object) -> int | None:
+    """Unix milliseconds; None (the caller substitutes now) or a finite, non-negative number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value < 0:
+        return None
+    try:
+        return int(value)
+    except (OverflowError, ValueError):
+        return None
