@@ -35,11 +35,11 @@ from iotistic_agent.cloud.poller import TargetPoller  # noqa: E402
 from iotistic_agent.cloud.report_builder import device_fields, diff_fields  # noqa: E402
 from iotistic_agent.cloud.reporter import StateReporter  # noqa: E402
 from iotistic_agent.cloud.retry import ConnectionMonitor, RetryGate, RetryPolicy  # noqa: E402
-from iotistic_agent.metrics_summary import metrics_summary  # noqa: E402
 from iotistic_agent.store.db import open_database  # noqa: E402
 from iotistic_agent.store.device import CloudCredentials  # noqa: E402
 from iotistic_agent.store.sync_store import SyncStore  # noqa: E402
 from iotistic_agent.store.target_store import TargetStore  # noqa: E402
+from iotistic_agent.telemetry.shared import metrics_summary  # noqa: E402
 
 from bench.bench_cloud import FULL_FIELDS  # noqa: E402
 from bench.bench_device_api import settled_rss  # noqa: E402

@@ -131,6 +131,7 @@ def status_pairs(device: Mapping[str, Any], url: str) -> Pairs:
             f"{text(apps.get('running'))} running, {text(apps.get('failed'))} failed",
         ),
         ("CPU", format_percent(metrics.get("cpuPercent"))),
+        ("Temperature", _celsius(metrics.get("temperatureC"))),
         ("Memory", memory),
         ("Storage", format_percent(metrics.get("storagePercent"))),
         ("Uptime", format_duration(metrics.get("uptimeSeconds"))),
@@ -147,6 +148,10 @@ def _mqtt_line(mqtt: Mapping[str, Any]) -> str:
     if mqtt.get("queued"):
         line += f", {mqtt['queued']} queued"
     return line
+
+
+def _celsius(value: Any) -> str:
+    return f"{value:.1f} C" if isinstance(value, int | float) else MISSING
 
 
 def _cloud_sync_line(cloud: Mapping[str, Any]) -> str | None:

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..metrics_summary import metrics_summary
 from ..orchestrator.engine import Engine, EngineUnavailable
 from ..orchestrator.model import EngineSnapshot
 from ..orchestrator.reconciler import Reconciler
 from ..orchestrator.status import applications_state
 from ..store.target_store import TargetStore
+from ..telemetry.shared import metrics_summary
 from .report_builder import device_fields
 
 

@@ -10,27 +10,14 @@ CPU) are deltas against the previous collection, whichever route asked for it.""
 from __future__ import annotations
 
 import asyncio
-import threading
-from pathlib import Path
 
 from aiohttp import web
 
 from ..telemetry import CONTENT_TYPE, MetricsCollector, SystemMetrics, prometheus_text
+from ..telemetry.shared import collector_for
 from .context import ApiContext, api_context
 
 routes = web.RouteTableDef()
-
-_collectors: dict[Path, MetricsCollector] = {}
-_collectors_lock = threading.Lock()
-
-
-def collector_for(data_dir: Path) -> MetricsCollector:
-    with _collectors_lock:
-        collector = _collectors.get(data_dir)
-        if collector is None:
-            collector = _collectors[data_dir] = MetricsCollector(data_dir)
-        return collector
-
 
 def _collect(ctx: ApiContext) -> tuple[SystemMetrics, MetricsCollector]:
     settings = ctx.config.settings

@@ -9,10 +9,10 @@ from aiohttp import web
 
 from .. import __version__
 from ..diagnostics import run_diagnostics
-from ..metrics_summary import metrics_summary
 from ..orchestrator.engine import EngineUnavailable
 from ..orchestrator.model import EngineSnapshot
 from ..orchestrator.status import applications_state, is_settled
+from ..telemetry.shared import metrics_summary
 from .context import ApiContext, api_context
 from .errors import ApiError
 from .params import json_object
