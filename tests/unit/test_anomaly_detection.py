@@ -342,3 +342,40 @@ def test_cost_per_point_does_not_grow_with_the_window() -> None:
     large = points_per_second(5000)
     assert large > small / 3, (small, large)
     assert small > 10_000  # loose floor for a loaded CI machine; the bench measures properly
+
+
+def test_a_flood_of_rejected_metrics_logs_a_bounded_number_of_lines(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    service = AnomalyDetectionService(AnomalyConfig(max_series=1))
+    with caplog.at_level(logging.WARNING, logger="iotistic_agent.anomaly.service"):
+        for i in range(3000):
+            service.process_data_point("s", f"m{i}", 1.0, T0)
+    assert service.counters["rejected"] == 2999
+    assert len(caplog.records) == 1000
+
+
+def test_a_detector_failure_is_logged_once_and_never_raised(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from iotistic_agent.anomaly.detector import SeriesDetector
+
+    def broken(*_args: object) -> None:
+        raise ZeroDivisionError("bug")
+
+    service = AnomalyDetectionService(AnomalyConfig(window_size=10))
+    feed_noise(service, 20)
+    monkeypatch.setattr(SeriesDetector, "evaluate", broken)
+    with caplog.at_level(logging.ERROR, logger="iotistic_agent.anomaly.service"):
+        for i in range(5):
+            result = service.process("s", "m", 1e6, T0 + (20 + i) * 1000)
+            assert result == (0.0, [])
+    assert len(caplog.records) == 1
+    assert service.counters["rejected"] == 5
+
+
+def test_returned_lists_are_the_callers_own() -> None:
+    service = AnomalyDetectionService()
+    first = service.process_data_point("s", "m", 1.0, T0)
+    first.append("mine")  # type: ignore[arg-type]
+    assert service.process_data_point("s", "m", 1.0, T0 + 1000) == []

@@ -29,7 +29,11 @@ class PointResult(NamedTuple):
     detections: list[Detection]
 
 
-_NOTHING = PointResult(0.0, [])
+MAX_LOGGED_KEYS = 1000  # metrics whose rejects were logged; beyond this rejects are only counted
+
+
+def _nothing() -> PointResult:
+    return PointResult(0.0, [])  # a fresh list: callers may keep or extend what they get
 
 
 class AnomalyDetectionService:
@@ -84,16 +88,14 @@ class AnomalyDetectionService:
     ) -> PointResult:
         """Like ``process_data_point`` but also returns the point's anomaly score. Never raises."""
         if not self.config.enabled:
-            return _NOTHING
+            return _nothing()
         try:
             return self._process(source, metric, value, timestamp, quality)
         except Exception:  # a detector bug must not take the caller's loop down
-            key = (str(source), str(metric))
-            if key not in self._rejected_keys:
-                self._rejected_keys.add(key)
-                log.exception("anomaly detection failed for %s/%s", key[0], key[1])
             self.counters["rejected"] += 1
-            return _NOTHING
+            if self._first_reject(("failed", repr(metric)[:80])):
+                log.exception("anomaly detection failed on a reading of %.80r", metric)
+            return _nothing()
 
     def _process(
         self, source: str, metric: str, value: object, timestamp: object, quality: object
@@ -112,21 +114,21 @@ class AnomalyDetectionService:
             or not metric
         ):
             self._reject(key, value, timestamp, quality)
-            return _NOTHING
+            return _nothing()
         self.counters["points"] += 1
         if q == "BAD":  # never learned from, never alerted on
             self.counters["bad_quality"] += 1
-            return _NOTHING
+            return _nothing()
         detector = self._series.get(key)
         if detector is None:
             if len(self._series) >= self.config.max_series:
                 self._reject(key, value, timestamp, quality, reason="too many series")
-                return _NOTHING
+                return _nothing()
             detector = self._series[key] = SeriesDetector(self.config.window_size)
 
         if detector.learned < self.config.warmup:
             detector.learn(x, ts)
-            return _NOTHING
+            return _nothing()
         score, finding = detector.evaluate(x, ts, self.config)
         detector.learn(x, ts)
         if finding is None:
@@ -172,9 +174,8 @@ class AnomalyDetectionService:
     ) -> None:
         self.counters["rejected"] += 1
         safe = (str(key[0])[:80], str(key[1])[:80])
-        if safe in self._rejected_keys:
+        if not self._first_reject(safe):
             return
-        self._rejected_keys.add(safe)
         log.warning(
             "anomaly detection ignores readings of %s/%s (%s): value=%.60r timestamp=%.40r "
             "quality=%.20r; further rejects of this metric are counted, not logged",
@@ -185,6 +186,13 @@ class AnomalyDetectionService:
             timestamp,
             quality,
         )
+
+    def _first_reject(self, key: tuple[str, str]) -> bool:
+        """True the first time ``key`` is rejected, while fewer than MAX_LOGGED_KEYS were."""
+        if key in self._rejected_keys or len(self._rejected_keys) >= MAX_LOGGED_KEYS:
+            return False
+        self._rejected_keys.add(key)
+        return True
 
     def recent(self, limit: int = 10) -> list[Detection]:
         """The last ``limit`` detections, newest first."""
@@ -198,7 +206,8 @@ class AnomalyDetectionService:
         return out
 
     def summary_for_report(self, limit: int = 10) -> dict[str, Any]:
-        """What the periodic cloud report carries (the spec's getSummaryForReport)."""
+        """What the periodic cloud report carries (the spec's getSummaryForReport): counts
+        since start, and the last ``limit`` detections newest first, as spec-shaped dicts."""
         return {
             "total": self.counters["detections"],
             "bySeverity": dict(self._by_severity),
