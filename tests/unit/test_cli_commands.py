@@ -25,6 +25,7 @@ COMMANDS = [
     *(["apps", c] for c in ("list", "info", "start", "stop", "restart", "purge")),
     ["services"],
     *(["services", c] for c in ("list", "info", "start", "stop", "restart", "logs")),
+    ["anomalies"],
     ["simulation"],
     *(["simulation", c] for c in ("list", "start", "stop")),
     ["help"],
@@ -41,6 +42,7 @@ JSON_COMMANDS = [
     ["diagnostics"],
     ["provision"],
     ["simulation", "list"],
+    ["anomalies"],
 ]
 
 

@@ -16,6 +16,8 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from . import __version__
+from .anomaly.pipeline import AnomalyPipeline
+from .anomaly.service import AnomalyDetectionService
 from .cloud.wiring import cloud_sync_runner, sync_timing
 from .control import Control
 from .device_api.app import create_app
@@ -29,9 +31,10 @@ from .orchestrator.docker import DockerEngine
 from .orchestrator.reconciler import Reconciler
 from .provisioning.service import Provisioner, when_provisioned
 from .runtime_config import RuntimeConfig
-from .settings import AgentSettings
+from .settings import AgentSettings, anomaly_config
 from .simulation.config import SimulationConfig, SimulationConfigError, simulation_config
 from .simulation.wiring import simulation_runner
+from .store.anomaly_store import AnomalyStore
 from .store.config_store import ConfigStore
 from .store.db import open_database
 from .store.device import CloudCredentials, DeviceStore
@@ -63,9 +66,19 @@ async def run_agent(
         interval_s=settings.RECONCILIATION_INTERVAL_MS / 1000,
     )
     # The MQTT update trigger asks cloud sync to poll now; reports use MQTT while it is up.
-    mqtt = MqttService(lambda creds: MqttManager(creds, on_update=cloud.poll_now))
+    anomalies = AnomalyPipeline(
+        AnomalyDetectionService(anomaly_config(settings)), AnomalyStore(conn), settings.data_dir
+    )
+    mqtt = MqttService(
+        lambda creds: MqttManager(
+            creds,
+            on_update=cloud.poll_now,
+            on_reading=anomalies.on_reading,
+        )
+    )
     cloud = cloud_sync_runner(lambda: config.settings, conn, targets, reconciler, engine, mqtt)
-    simulation = simulation_runner(simulation_config, mqtt)
+    simulation = simulation_runner(simulation_config, mqtt, anomalies.feed_reading)
+    anomalies.inject = simulation.inject
 
     def provisioned(credentials: CloudCredentials) -> None:
         cloud.start(credentials)
@@ -90,6 +103,7 @@ async def run_agent(
         set_log_level(new.LOG_LEVEL)
         reconciler.set_interval(new.RECONCILIATION_INTERVAL_MS / 1000)
         cloud.set_timing(sync_timing(new))
+        anomalies.service.reconfigure(anomaly_config(new))
         # Only a change of DEVICE_NAME renames: any other change must keep the cloud's name.
         if new.DEVICE_NAME != applied[0].DEVICE_NAME:
             devices.set_name(new.DEVICE_NAME)
@@ -120,6 +134,7 @@ async def run_agent(
             cloud=cloud,
             mqtt=mqtt,
             simulation=simulation,
+            anomalies=anomalies,
         ),
         api_key=load_or_create_key(settings.data_dir),
     )
@@ -147,6 +162,7 @@ async def run_agent(
             when_provisioned(provisioner, settings.REQUIRE_PROVISIONING, reconciler.run),
             name="reconciler",
         ),
+        asyncio.create_task(anomalies.run(), name="anomaly-detection"),
     }
     credentials = devices.cloud_credentials()
     if credentials is not None:

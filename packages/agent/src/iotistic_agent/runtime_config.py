@@ -23,6 +23,13 @@ DESCRIPTIONS = {
     "POLL_INTERVAL_MS": "milliseconds between two polls of the cloud's target state (>= 100)",
     "REPORT_INTERVAL_MS": "milliseconds between two state reports to the cloud (>= 100)",
     "METRICS_INTERVAL_MS": "milliseconds between two full state reports to the cloud (>= 100)",
+    "ANOMALY_DETECTION_ENABLED": "anomaly detection on or off (true or false)",
+    "ANOMALY_WINDOW_SIZE": "points per metric the detectors look back on",
+    "ANOMALY_SENSITIVITY": "low, medium or high (scales every threshold)",
+    "ANOMALY_DETECTION_Z_THRESHOLD": "z-score threshold in standard deviations",
+    "ANOMALY_DETECTION_MAD_THRESHOLD": "MAD threshold in robust standard deviations",
+    "ANOMALY_DETECTION_RATE_THRESHOLD": "rate-of-change threshold in percent",
+    "ANOMALY_ML_ENABLED": "the optional forecasting model (not in this build)",
 }
 
 Applier = Callable[[AgentSettings], None]

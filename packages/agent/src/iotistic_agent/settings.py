@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from .anomaly.config import AnomalyConfig
 
 
 class AgentSettings(BaseModel):
@@ -42,6 +44,20 @@ class AgentSettings(BaseModel):
     # System metrics: list the top 10 processes. Unset: the spec's platform default (on,
     # except on Windows where listing processes is slow); true/false forces it.
     COLLECT_TOP_PROCESSES: bool | None = None
+    # Anomaly detection (the spec's names), kept as text and checked as a whole by
+    # AnomalyConfig.from_env, so that the environment and `iotctl config set` agree.
+    ANOMALY_DETECTION_ENABLED: str | None = None
+    ANOMALY_WINDOW_SIZE: str | None = None
+    ANOMALY_SENSITIVITY: str | None = None
+    ANOMALY_DETECTION_Z_THRESHOLD: str | None = None
+    ANOMALY_DETECTION_MAD_THRESHOLD: str | None = None
+    ANOMALY_DETECTION_RATE_THRESHOLD: str | None = None
+    ANOMALY_ML_ENABLED: str | None = None
+
+    @model_validator(mode="after")
+    def _anomaly_settings(self) -> AgentSettings:
+        anomaly_config(self)  # AnomalyConfigError is a ValueError: reported per setting
+        return self
 
     @field_validator("CLOUD_API_ENDPOINT", mode="before")
     @classmethod
@@ -95,3 +111,13 @@ class AgentSettings(BaseModel):
     @property
     def data_dir(self) -> Path:
         return self.DATABASE_PATH.parent
+
+
+ANOMALY_SETTINGS: tuple[str, ...] = tuple(
+    name for name in AgentSettings.model_fields if name.startswith("ANOMALY_")
+)
+
+
+def anomaly_config(settings: AgentSettings) -> AnomalyConfig:
+    values = {name: getattr(settings, name) for name in ANOMALY_SETTINGS}
+    return AnomalyConfig.from_env({k: v for k, v in values.items() if v is not None})

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from .commands import apps, config, logs, provisioning, services, simulation, system
+from .commands import anomalies, apps, config, logs, provisioning, services, simulation, system
 from .errors import CliError
 
 HELP = (
@@ -42,6 +42,7 @@ def build_app() -> typer.Typer:
     app.add_typer(apps.app, name="apps")
     app.add_typer(services.app, name="services")
     app.add_typer(simulation.app, name="simulation")
+    app.command("anomalies")(anomalies.anomalies)
     app.command("help")(system.help_)
     app.command("version")(system.version)
     return app

@@ -63,6 +63,13 @@ class AnomalyDetectionService:
                 "build; using the statistical methods only"
             )
 
+    def reconfigure(self, config: AnomalyConfig) -> None:
+        """New settings at runtime (`iotctl config set`): thresholds apply from the next
+        point; a new window size starts the series' learning again."""
+        if config.window_size != self.config.window_size:
+            self._series.clear()
+        self.config = config
+
     @property
     def series_count(self) -> int:
         return len(self._series)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from . import (
+    anomaly_routes,
     app_routes,
     config_routes,
     log_routes,
@@ -41,6 +42,7 @@ def create_app(context: ApiContext, api_key: str) -> web.Application:
         sensor_routes,
         simulation_routes,
         metrics_routes,
+        anomaly_routes,
     )
     for module in modules:
         app.add_routes(module.routes)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from ..anomaly.pipeline import AnomalyPipeline
 from ..cloud.runner import CloudSyncRunner
 from ..control import Control
 from ..logs.ring import LogRing
@@ -38,6 +39,7 @@ class ApiContext:
     cloud: CloudSyncRunner | None = None
     mqtt: MqttService | None = None
     simulation: SimulationRunner | None = None
+    anomalies: AnomalyPipeline | None = None
 
 
 CONTEXT_KEY = web.AppKey("iotistic_context", ApiContext)

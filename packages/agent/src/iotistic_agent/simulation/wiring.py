@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from iotistic_contracts.mqtt import SensorReading, sensor_topic
 
 from ..mqtt.service import MqttService
@@ -9,11 +11,16 @@ from .config import SimulationConfig
 from .runner import SimulationRunner
 
 
-def simulation_runner(config: SimulationConfig, mqtt: MqttService) -> SimulationRunner:
+def simulation_runner(
+    config: SimulationConfig,
+    mqtt: MqttService,
+    local: Callable[[str, SensorReading], object],
+) -> SimulationRunner:
     async def publish(metric: str, reading: SensorReading) -> None:
         manager = mqtt.manager
         if manager is None or manager.credentials is None:
-            # No broker (not provisioned): the readings are generated and counted only.
+            # No broker (not provisioned): straight to the device's own consumers.
+            local(metric, reading)
             return
         topic = sensor_topic(manager.credentials.uuid, metric)
         await manager.publish(topic, reading.model_dump_json(), qos=0)
