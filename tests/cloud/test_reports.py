@@ -270,3 +270,26 @@ async def test_a_gap_in_the_sequence_asks_the_device_for_a_full_report(
     assert await poll_header(etag) == (304, "true")  # a diff in order does not repair it
     assert (await send(client, device, report(device.uuid, 6, full=True, uptime=6))).is_success
     assert await poll_header(etag) == (304, None)
+
+
+async def test_the_anomaly_summary_is_kept_with_the_reported_state(
+    client: httpx.AsyncClient, key: str
+) -> None:
+    device = await provision(client, key)
+    detection = {
+        "timestamp": 1_795_000_000_000,
+        "source": "system",
+        "metric": "cpu_temp",
+        "value": 81.5,
+        "expected": 52.0,
+        "method": "z_score",
+        "severity": "critical",
+        "confidence": 0.99,
+        "deviation": 9.1,
+        "quality": "GOOD",
+        "threshold": 3.0,
+    }
+    summary = {"total": 1, "bySeverity": {"critical": 1}, "recent": [detection]}
+    sent = await send(client, device, report(device.uuid, 1, full=True, anomalies=summary))
+    assert sent.is_success, sent.text
+    assert (await reported(client, device))["anomalies"] == summary

@@ -76,7 +76,15 @@ async def run_agent(
             on_reading=anomalies.on_reading,
         )
     )
-    cloud = cloud_sync_runner(lambda: config.settings, conn, targets, reconciler, engine, mqtt)
+    cloud = cloud_sync_runner(
+        lambda: config.settings,
+        conn,
+        targets,
+        reconciler,
+        engine,
+        mqtt,
+        anomaly_summary=lambda: anomalies.service.summary_for_report(10),
+    )
     simulation = simulation_runner(simulation_config, mqtt, anomalies.feed_reading)
     anomalies.inject = simulation.inject
 

@@ -95,6 +95,8 @@ class DeviceReport(_Wire):
     os_version: Annotated[str, Field(max_length=255)] | None = None
     agent_version: Annotated[str, Field(max_length=64)] | None = None
     is_online: bool | None = None
+    # The anomaly detector's summary (totals by severity, the most recent detections).
+    anomalies: dict[str, Any] | None = None
 
 
 class StateReport(RootModel[dict[str, DeviceReport]]):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import platform
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,14 @@ def os_version() -> str:
 
 class DeviceStateCollector:
     def __init__(
-        self, targets: TargetStore, reconciler: Reconciler, engine: Engine, data_dir: Path
+        self,
+        targets: TargetStore,
+        reconciler: Reconciler,
+        engine: Engine,
+        data_dir: Path,
+        anomaly_summary: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
+        self._anomaly_summary = anomaly_summary
         self._targets = targets
         self._reconciler = reconciler
         self._engine = engine
@@ -52,6 +59,10 @@ class DeviceStateCollector:
         )
         metrics = await asyncio.to_thread(metrics_summary, self._data_dir)
         stored = self._targets.stored
-        return device_fields(
+        fields = device_fields(
             apps, stored.target.config, stored.version, metrics, __version__, os_version()
         )
+        if self._anomaly_summary is not None:
+            # A diff carries it only when it changed: a new detection, not every report.
+            fields["anomalies"] = self._anomaly_summary()
+        return fields

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from typing import Any
 
 from ..orchestrator.engine import Engine
 from ..orchestrator.reconciler import Reconciler
@@ -38,6 +39,7 @@ def cloud_sync_runner(
     reconciler: Reconciler,
     engine: Engine,
     mqtt: ReportPublisher | None = None,
+    anomaly_summary: Callable[[], dict[str, Any]] | None = None,
 ) -> CloudSyncRunner:
     """``mqtt``: reports go over MQTT while it is connected (see ``SyncClient.send_report``)."""
 
@@ -47,7 +49,9 @@ def cloud_sync_runner(
             credentials,
             targets,
             SyncStore(conn, current.REPORT_QUEUE_MAX),
-            DeviceStateCollector(targets, reconciler, engine, current.data_dir),
+            DeviceStateCollector(
+                targets, reconciler, engine, current.data_dir, anomaly_summary
+            ),
             reconciler.wake,
             sync_timing(current),
             mqtt=mqtt,
