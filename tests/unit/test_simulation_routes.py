@@ -102,3 +102,15 @@ async def test_start_configured_starts_what_the_config_enables(api: Setup) -> No
     api.runner.start_configured()
     assert [r["name"] for r in (await api.client.get("/v1/simulation")).json()["scenarios"]
             if r["running"]] == ["sensor_data"]  # fmt: skip
+
+
+async def test_running_scenarios_are_named_for_the_cloud_report(api: Setup) -> None:
+    from iotistic_contracts.sync import DeviceReport
+
+    assert api.runner.running_scenarios() == []
+    await api.client.post("/v1/simulation/anomaly_injection/start")
+    assert api.runner.running_scenarios() == ["anomaly_injection"]
+    report = DeviceReport(
+        sequence=1, reportedAt="2026-11-25T10:00:00Z", simulation=api.runner.running_scenarios()
+    )
+    assert report.simulation == ["anomaly_injection"]

@@ -83,7 +83,11 @@ async def run_agent(
         reconciler,
         engine,
         mqtt,
-        anomaly_summary=lambda: anomalies.service.summary_for_report(10),
+        extra_fields=lambda: {
+            "anomalies": anomalies.service.summary_for_report(10),
+            # Reports say so while simulated data is being produced.
+            "simulation": simulation.running_scenarios(),
+        },
     )
     simulation = simulation_runner(simulation_config, mqtt, anomalies.feed_reading)
     anomalies.inject = simulation.inject

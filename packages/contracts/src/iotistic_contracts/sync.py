@@ -97,6 +97,8 @@ class DeviceReport(_Wire):
     is_online: bool | None = None
     # The anomaly detector's summary (totals by severity, the most recent detections).
     anomalies: dict[str, Any] | None = None
+    # Simulation scenarios running on the device: its sensor data or faults are simulated.
+    simulation: list[Annotated[str, Field(max_length=64)]] | None = None
 
 
 class StateReport(RootModel[dict[str, DeviceReport]]):

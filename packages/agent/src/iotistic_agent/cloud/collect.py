@@ -34,9 +34,10 @@ class DeviceStateCollector:
         reconciler: Reconciler,
         engine: Engine,
         data_dir: Path,
-        anomaly_summary: Callable[[], dict[str, Any]] | None = None,
+        extra_fields: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
-        self._anomaly_summary = anomaly_summary
+        # Fields other parts of the agent add (the anomaly summary, running simulations).
+        self._extra_fields = extra_fields
         self._targets = targets
         self._reconciler = reconciler
         self._engine = engine
@@ -62,7 +63,7 @@ class DeviceStateCollector:
         fields = device_fields(
             apps, stored.target.config, stored.version, metrics, __version__, os_version()
         )
-        if self._anomaly_summary is not None:
-            # A diff carries it only when it changed: a new detection, not every report.
-            fields["anomalies"] = self._anomaly_summary()
+        if self._extra_fields is not None:
+            # A diff carries them only when they changed (a new detection, not every report).
+            fields.update(self._extra_fields())
         return fields

@@ -39,7 +39,7 @@ def cloud_sync_runner(
     reconciler: Reconciler,
     engine: Engine,
     mqtt: ReportPublisher | None = None,
-    anomaly_summary: Callable[[], dict[str, Any]] | None = None,
+    extra_fields: Callable[[], dict[str, Any]] | None = None,
 ) -> CloudSyncRunner:
     """``mqtt``: reports go over MQTT while it is connected (see ``SyncClient.send_report``)."""
 
@@ -50,7 +50,7 @@ def cloud_sync_runner(
             targets,
             SyncStore(conn, current.REPORT_QUEUE_MAX),
             DeviceStateCollector(
-                targets, reconciler, engine, current.data_dir, anomaly_summary
+                targets, reconciler, engine, current.data_dir, extra_fields
             ),
             reconciler.wake,
             sync_timing(current),

@@ -73,6 +73,9 @@ class SimulationRunner:
         task = self._tasks.get(scenario)
         return task is not None and not task.done()
 
+    def running_scenarios(self) -> list[str]:
+        return [name for name in SCENARIOS if self.running(name)]
+
     def start(self, name: str) -> bool:
         """Start a scenario (with its configured settings); False if it already runs."""
         scenario = self._check(name)
