@@ -117,4 +117,5 @@ async def test_openapi_document_lists_the_routes(early_client: httpx.AsyncClient
         "/api/admin/v1/devices/{uuid}",
         "/api/admin/v1/devices/{uuid}/target",
         "/api/admin/v1/devices/{uuid}/reports",
+        "/api/admin/v1/devices/{uuid}/anomalies",
     }

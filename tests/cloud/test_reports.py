@@ -293,3 +293,41 @@ async def test_the_anomaly_summary_is_kept_with_the_reported_state(
     sent = await send(client, device, report(device.uuid, 1, full=True, anomalies=summary))
     assert sent.is_success, sent.text
     assert (await reported(client, device))["anomalies"] == summary
+
+
+def anomaly(ms: int, metric: str = "cpu_temp", severity: str = "critical") -> dict[str, Any]:
+    return {
+        "timestamp": ms,
+        "source": "system",
+        "metric": metric,
+        "value": 81.5,
+        "expected": 52.0,
+        "method": "z_score",
+        "severity": severity,
+        "confidence": 0.99,
+        "deviation": 9.1,
+        "quality": "GOOD",
+        "threshold": 3.0,
+    }
+
+
+async def test_detections_in_reports_are_stored_once_and_listed_per_device(
+    client: httpx.AsyncClient, key: str
+) -> None:
+    device, other = await provision(client, key), await provision(client, key)
+    first = {"total": 2, "recent": [anomaly(2000), anomaly(1000, "memory_percent", "warning")]}
+    # The next summary repeats one detection, adds one, and carries one malformed entry.
+    second = {"total": 3, "recent": [anomaly(3000), anomaly(2000), {"timestamp": "soon"}]}
+    for sequence, summary in ((1, first), (2, second)):
+        sent = await send(client, device, report(device.uuid, sequence, anomalies=summary))
+        assert sent.is_success, sent.text
+    path = f"/api/admin/v1/devices/{device.uuid}/anomalies"
+    listed = (await client.get(path, headers=ADMIN)).json()
+    assert [a["timestamp"] for a in listed] == [3000, 2000, 1000]
+    assert listed[0] == anomaly(3000)
+    warnings = (await client.get(path + "?severity=warning", headers=ADMIN)).json()
+    assert [a["metric"] for a in warnings] == ["memory_percent"]
+    others = f"/api/admin/v1/devices/{other.uuid}/anomalies"
+    assert (await client.get(others, headers=ADMIN)).json() == []
+    bad = await client.get(path + "?severity=huge", headers=ADMIN)
+    assert bad.status_code == 400

@@ -9,6 +9,7 @@ from .db.engine import Database
 from .mqtt.accounts import BrokerAccounts, DeviceAccounts, NoBroker
 from .mqtt.link import MqttLink
 from .mqtt.reports import StateReportHandler
+from .services.anomalies import AnomalyService
 from .services.devices import DeviceService
 from .services.exchanges import ExchangeService
 from .services.keys import KeyService
@@ -29,6 +30,7 @@ class Cloud:
     devices: DeviceService
     targets: TargetService
     reports: ReportService
+    anomalies: AnomalyService
     # None when broker management is off (no MQTT_PASSWORD).
     mqtt: MqttLink | None
 
@@ -53,5 +55,6 @@ def build_cloud(
         devices=DeviceService(database, accounts),
         targets=TargetService(database, accounts),
         reports=reports,
+        anomalies=AnomalyService(database),
         mqtt=mqtt,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from iotistic_contracts.provisioning import DeviceUuid
@@ -77,6 +77,17 @@ async def set_target(uuid: DeviceUuid, request: Request) -> TargetUpdateView:
 async def delete_device(uuid: DeviceUuid, request: Request) -> Response:
     await cloud_of(request).devices.delete(uuid)
     return Response(status_code=204)
+
+
+@router.get("/devices/{uuid}/anomalies")
+async def device_anomalies(
+    uuid: DeviceUuid,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    severity: Annotated[Literal["info", "warning", "critical"] | None, Query()] = None,
+) -> list[dict[str, Any]]:
+    """Anomalies the device detected, newest first (from its reports' summaries)."""
+    return await cloud_of(request).anomalies.list(uuid, limit, severity)
 
 
 @router.get("/devices/{uuid}/reports")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from iotistic_contracts.provisioning import normalize_uuid
@@ -148,6 +148,29 @@ def reports(
         for v in views
     ]
     print_table(("SEQUENCE", "KIND", "REPORTED AT", "RECEIVED AT", "FIELDS"), rows)
+
+
+@app.command("anomalies")
+def anomalies(
+    uuid: UuidArgument,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many, newest.")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """Anomalies the device detected, newest first."""
+    device_uuid = _uuid(uuid)
+
+    async def action(cloud: Cloud) -> list[dict[str, Any]]:
+        return await cloud.anomalies.list(device_uuid, limit)
+
+    found = run(action)
+    if as_json:
+        typer.echo(json.dumps(found, indent=2))
+        return
+    rows = [
+        (a["timestamp"], a["source"], a["metric"], a["value"], a["method"], a["severity"])
+        for a in found
+    ]
+    print_table(("TIMESTAMP", "SOURCE", "METRIC", "VALUE", "METHOD", "SEVERITY"), rows)
 
 
 def _fields(body: dict[str, object]) -> str:

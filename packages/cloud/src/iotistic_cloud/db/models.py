@@ -14,6 +14,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy import false as sa_false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -119,3 +120,23 @@ class DeviceReport(Base):
     reported_at: Mapped[str] = mapped_column(String(64))
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
     body: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+
+
+class DeviceAnomaly(Base):
+    """Anomalies a device detected, from the summaries in its reports; one row per detection
+    (the same detection in several reports is stored once), newest kept per device."""
+
+    __tablename__ = "device_anomalies"
+    __table_args__ = (
+        UniqueConstraint("device_uuid", "detected_at", "source", "metric", "method"),
+        Index("ix_device_anomalies_device_uuid_id", "device_uuid", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    device_uuid: Mapped[str] = mapped_column(ForeignKey("devices.uuid", ondelete="CASCADE"))
+    detected_at: Mapped[int] = mapped_column(BigInteger)  # Unix ms, the device's clock
+    source: Mapped[str] = mapped_column(String(128))
+    metric: Mapped[str] = mapped_column(String(128))
+    method: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(16))
+    detection: Mapped[dict[str, Any]] = mapped_column(JsonDocument)

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ..db.engine import Database
 from ..db.models import Device
 from ..db.models import DeviceReport as ReportRow
+from .anomalies import detections_in, store_detections
 from .device_auth import find_device, mark_seen, seen_is_stale
 from .errors import Conflict, NotFound
 from .report_merge import merge_report
@@ -134,6 +135,7 @@ class ReportService:
             )
             if history_count > self._keep + self._slack:
                 await self._prune(conn, reporter.uuid)
+            await store_detections(conn, reporter.uuid, detections_in(body))
         return True
 
     async def _reread(self, device_uuid: str) -> Reporter:
