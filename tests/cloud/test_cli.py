@@ -135,6 +135,15 @@ def pg_url(postgres: PostgresServer) -> Iterator[str]:
     postgres.drop_database("cli_devices")
 
 
+ANOMALIES = {
+    "total": 1,
+    "recent": [
+        {"timestamp": 1_795_000_000_000, "source": "system", "metric": "cpu_temp", "value": 81.5,
+         "method": "z_score", "severity": "critical", "confidence": 0.99, "quality": "GOOD"}
+    ],
+}  # fmt: skip
+
+
 async def test_devices_commands_on_postgresql(pg_url: str, tmp_path: Path) -> None:
     """A device provisioned through the API, then managed with the CLI on the same database."""
     database = Database(async_url(pg_url))
@@ -147,7 +156,7 @@ async def test_devices_commands_on_postgresql(pg_url: str, tmp_path: Path) -> No
         device = await provision(client, await create_key(client), name="cli-device")
         await client.patch(
             "/api/v1/device/state",
-            json=report(device.uuid, 1, full=True, cpu_usage=12),
+            json=report(device.uuid, 1, full=True, cpu_usage=12, anomalies=ANOMALIES),
             headers=device.auth,
         )
     await database.dispose()
@@ -164,11 +173,13 @@ async def test_devices_commands_on_postgresql(pg_url: str, tmp_path: Path) -> No
     same = cli(*("devices", "set-target", device.uuid, "-"), stdin=json.dumps(desired))
     assert (same.returncode, same.stdout, same.stderr) == (0, "1\n", "target unchanged\n")
 
-    shown_json, human, reports_json = cli.ok_together(
+    shown_json, human, reports_json, anomalies_json = cli.ok_together(
         ("devices", "show", device.uuid, "--json"),
         ("devices", "show", device.uuid),
         ("devices", "reports", device.uuid, "--json", "--limit", "5"),
+        ("devices", "anomalies", device.uuid, "--json"),
     )
+    assert json.loads(anomalies_json) == ANOMALIES["recent"]
     shown = json.loads(shown_json)
     assert shown["target"] == desired
     assert shown["targetVersion"] == 1
