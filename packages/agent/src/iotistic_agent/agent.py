@@ -67,7 +67,10 @@ async def run_agent(
     )
     # The MQTT update trigger asks cloud sync to poll now; reports use MQTT while it is up.
     anomalies = AnomalyPipeline(
-        AnomalyDetectionService(anomaly_config(settings)), AnomalyStore(conn), settings.data_dir
+        AnomalyDetectionService(anomaly_config(settings)),
+        AnomalyStore(conn),
+        settings.data_dir,
+        sample_interval_s=settings.ANOMALY_SAMPLE_INTERVAL_MS / 1000,
     )
     mqtt = MqttService(
         lambda creds: MqttManager(

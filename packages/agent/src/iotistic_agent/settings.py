@@ -46,6 +46,8 @@ class AgentSettings(BaseModel):
     COLLECT_TOP_PROCESSES: bool | None = None
     # Anomaly detection (the spec's names), kept as text and checked as a whole by
     # AnomalyConfig.from_env, so that the environment and `iotctl config set` agree.
+    # How often system metrics are sampled into the detector (not in the spec).
+    ANOMALY_SAMPLE_INTERVAL_MS: int = Field(default=10000, ge=100, le=3_600_000)
     ANOMALY_DETECTION_ENABLED: str | None = None
     ANOMALY_WINDOW_SIZE: str | None = None
     ANOMALY_SENSITIVITY: str | None = None
@@ -114,7 +116,9 @@ class AgentSettings(BaseModel):
 
 
 ANOMALY_SETTINGS: tuple[str, ...] = tuple(
-    name for name in AgentSettings.model_fields if name.startswith("ANOMALY_")
+    name
+    for name in AgentSettings.model_fields
+    if name.startswith("ANOMALY_") and name != "ANOMALY_SAMPLE_INTERVAL_MS"
 )
 
 

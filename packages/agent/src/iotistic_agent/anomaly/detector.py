@@ -23,6 +23,8 @@ Q3_SIGMA = 0.6745
 MEAN_ABS_TO_SIGMA = 1.2533  # mean absolute deviation of a normal is 0.7979 sigma
 IQR_FENCE = 1.5  # Tukey's rule: outside [Q1 - 1.5 IQR, Q3 + 1.5 IQR]
 RELATIVE_FLOOR = 1e-3
+MOVING_SHARE = 0.2
+QUANTUM_SHARE_OF_LEVEL = 0.05
 ABSOLUTE_FLOOR = 1e-9
 SQRT2 = math.sqrt(2.0)
 
@@ -61,6 +63,7 @@ class SeriesDetector:
 
     __slots__ = (
         "_alpha",
+        "_moving",
         "_prev",
         "_prev_ts",
         "_quantum",
@@ -75,6 +78,8 @@ class SeriesDetector:
         self.window = SlidingWindow(window_size)
         self.learned = 0
         self._quantum = math.inf
+        # Share of recent points that differ from the previous one (EWMA).
+        self._moving = 1.0
         self._prev: float | None = None
         self._prev_ts = 0
         self._rate_mean = 0.0
@@ -84,8 +89,14 @@ class SeriesDetector:
 
     def _floor(self, level: float) -> float:
         floor = RELATIVE_FLOOR * abs(level)
-        if self._quantum != math.inf and self._quantum > floor:
-            floor = self._quantum
+        # The quantum counts for series that step often (counters) or in small steps relative
+        # to their level (integer sensors); in an otherwise flat series the only "step" may be
+        # an earlier anomaly, which must not become the yardstick that hides the next one.
+        quantum = self._quantum
+        if quantum != math.inf and quantum > floor and (
+            self._moving >= MOVING_SHARE or quantum <= QUANTUM_SHARE_OF_LEVEL * abs(level)
+        ):
+            floor = quantum
         return floor if floor > ABSOLUTE_FLOOR else ABSOLUTE_FLOOR
 
     def evaluate(self, x: float, ts: int, config: AnomalyConfig) -> tuple[float, Finding | None]:
@@ -176,8 +187,10 @@ class SeriesDetector:
         prev = self._prev
         if prev is not None:
             step = abs(x - prev)
-            if step > 1e-12 * abs(x) and step < self._quantum:
+            moved = step > 1e-12 * abs(x)
+            if moved and step < self._quantum:
                 self._quantum = step
+            self._moving += self._alpha * ((1.0 if moved else 0.0) - self._moving)
             if ts > self._prev_ts:
                 rate = (x - prev) / ((ts - self._prev_ts) / 1000.0)
                 if self._rate_n == 0:
