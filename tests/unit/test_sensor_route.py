@@ -88,3 +88,22 @@ async def test_without_mqtt_the_route_says_why(api: Setup) -> None:
     assert answer.status_code == 409
     assert "MQTT is not configured" in answer.json()["message"]
 
+
+
+async def test_without_a_broker_the_reading_feeds_the_local_detector(tmp_path: Path) -> None:
+    from iotistic_agent.anomaly.pipeline import AnomalyPipeline
+    from iotistic_agent.anomaly.service import AnomalyDetectionService
+    from iotistic_agent.store.anomaly_store import AnomalyStore
+
+    base_context = api_context(tmp_path, MemoryEngine())
+    pipeline = AnomalyPipeline(
+        AnomalyDetectionService(), AnomalyStore(base_context.database), tmp_path
+    )
+    context = dataclasses.replace(base_context, anomalies=pipeline)
+    async with TestServer(create_app(context, api_key=KEY), host="127.0.0.1") as server:
+        headers = {"Authorization": f"Bearer {KEY}"}
+        async with httpx.AsyncClient(base_url=str(server.make_url("")), headers=headers) as c:
+            answer = await c.post("/v1/sensors/temperature", json=READING)
+    assert answer.status_code == 202
+    assert answer.json() == {"status": "local", "topic": None}
+    assert pipeline.service.series_count == 1

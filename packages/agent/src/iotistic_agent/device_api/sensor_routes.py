@@ -2,7 +2,8 @@
 
 A container does not need broker credentials of its own: it posts a reading here and the
 agent publishes it on ``sensor/<uuid>/<metric>`` over its own connection (queued while the
-broker is away), where the agent's sensor subscription and the cloud both see it.
+broker is away), where the agent's sensor subscription and the cloud both see it. Without a
+broker the reading goes straight to the device's anomaly detection.
 """
 
 from __future__ import annotations
@@ -36,9 +37,13 @@ async def publish_reading(request: web.Request) -> web.Response:
         raise ApiError(400, "bad_request", f"invalid reading: {describe_invalid(exc)}") from None
     manager = ctx.mqtt.manager if ctx.mqtt is not None else None
     if manager is None or manager.credentials is None:
-        raise ApiError(
-            409, "conflict", "MQTT is not configured on this device (it is not provisioned)"
-        )
+        if ctx.anomalies is None:
+            raise ApiError(
+                409, "conflict", "MQTT is not configured on this device (it is not provisioned)"
+            )
+        # No broker (not provisioned): the device's own anomaly detection still gets it.
+        ctx.anomalies.feed_reading(metric, reading)
+        return web.json_response({"status": "local", "topic": None}, status=202)
     topic = sensor_topic(manager.credentials.uuid, metric)
     status = "published" if manager.connected else "queued"
     await manager.publish(topic, reading.model_dump_json(), qos=1)
