@@ -51,6 +51,8 @@ from iotistic_contracts.sealed import (
 )
 from pydantic import ValidationError
 
+from tests.integration.waiting import wait_for_async
+
 PROVISIONING_KEY = "pk_test_0123456789abcdef"
 DEVICE_API_KEY = "dak_SECRET_device_api_key_4242"
 MQTT_PASSWORD = "mqtt_SECRET_password_4242"
@@ -260,10 +262,4 @@ def make_device(
 
 async def wait_until(condition: Callable[[], bool], within_s: float = 10.0) -> None:
     """Poll a condition (cheaply) until it holds; fail the test after `within_s`."""
-    try:
-        async with asyncio.timeout(within_s):
-            # The conditions are plain state of the code under test, which has no event for them.
-            while not condition():  # noqa: ASYNC110
-                await asyncio.sleep(0.005)
-    except TimeoutError:
-        raise AssertionError(f"condition not met within {within_s} s") from None
+    await wait_for_async(condition, within_s, 0.005, f"condition not met within {within_s} s")

@@ -3,7 +3,6 @@ the device's sensor topic over the agent's own connection, and bad input is a cl
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 from collections.abc import AsyncIterator, Iterator
@@ -19,6 +18,7 @@ from iotistic_agent.mqtt.service import MqttService
 from iotistic_agent.orchestrator.memory_engine import MemoryEngine
 from test_mqtt_broker import connected, device, watching
 
+from tests.integration.waiting import wait_for_async
 from tests.support.mosquitto import MosquittoBroker, mosquitto_or_fail
 
 READING = {"timestamp": "2026-11-25T10:30:00Z", "value": 23.5, "unit": "C", "sensor_id": "b1"}
@@ -61,9 +61,7 @@ async def test_a_reading_is_published_on_the_devices_sensor_topic(
         answer = await api.client.post("/v1/sensors/temperature", json=READING)
         assert answer.status_code == 202, answer.text
         assert answer.json() == {"status": "published", "topic": topic}
-        async with asyncio.timeout(5):
-            while not received:  # noqa: ASYNC110 - the watcher collects into a list
-                await asyncio.sleep(0.01)
+        await wait_for_async(lambda: received, 5, 0.01, "the reading never arrived")
     assert json.loads(received[0]) == READING
 
 

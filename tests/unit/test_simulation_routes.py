@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +15,8 @@ from iotistic_agent.orchestrator.memory_engine import MemoryEngine
 from iotistic_agent.simulation.config import simulation_config
 from iotistic_agent.simulation.runner import SimulationRunner
 from iotistic_contracts.mqtt import SensorReading
+
+from tests.integration.waiting import wait_for_async
 
 CONFIG = (
     '{"scenarios": {"sensor_data": {"enabled": true, "publishIntervalMs": 100},'
@@ -49,12 +50,6 @@ async def api(tmp_path: Path) -> AsyncIterator[Setup]:
     await runner.stop_all()
 
 
-async def until(condition: object) -> None:
-    async with asyncio.timeout(5):
-        while not condition():  # type: ignore[operator]  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
-
-
 async def scenario(api: Setup, name: str) -> dict[str, object]:
     rows = (await api.client.get("/v1/simulation")).json()["scenarios"]
     return next(row for row in rows if row["name"] == name)
@@ -64,7 +59,7 @@ async def test_sensor_data_publishes_labelled_bme688_readings_until_stopped(api:
     assert (await scenario(api, "sensor_data"))["running"] is False
     answer = await api.client.post("/v1/simulation/sensor_data/start")
     assert answer.json() == {"scenario": "sensor_data", "running": True, "changed": True}
-    await until(lambda: len(api.published) >= 8)  # two rounds of four channels
+    await wait_for_async(lambda: len(api.published) >= 8, 5, 0.01)  # two rounds of four channels
     metrics = {metric for metric, _ in api.published}
     assert metrics == {"temperature", "humidity", "pressure", "gas"}
     assert all(r.sensor_id.startswith("sim_") for _, r in api.published)
@@ -77,7 +72,7 @@ async def test_sensor_data_publishes_labelled_bme688_readings_until_stopped(api:
 
 async def test_the_memory_leak_grows_to_its_cap_and_stopping_frees_it(api: Setup) -> None:
     await api.client.post("/v1/simulation/memory_leak/start")
-    await until(lambda: api.runner.leak.leaked_mb >= 4)
+    await wait_for_async(lambda: api.runner.leak.leaked_mb >= 4, 5, 0.01)
     assert (await scenario(api, "memory_leak"))["leakedMb"] == 4
     await api.client.post("/v1/simulation/memory_leak/stop")
     assert api.runner.leak.leaked_mb == 0

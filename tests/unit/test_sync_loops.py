@@ -25,6 +25,8 @@ from iotistic_agent.store.sync_store import SyncStore
 from iotistic_agent.store.target_store import TargetStore
 from iotistic_contracts.sync import StateReport
 
+from tests.integration.waiting import wait_for_async
+
 UUID = "3f2a0c1e-0000-4000-8000-000000000001"
 KEY = "device-key-for-tests-0123456789"
 TARGET = {
@@ -296,11 +298,11 @@ async def test_the_sequence_continues_after_a_clean_stop(
         session, endpoint, SyncStore(open_database(db), 100), clock, Device()
     )
     task = asyncio.create_task(first.run())
-    await wait_until(lambda: len(fake.reports) >= 1)
+    await wait_for_async(lambda: len(fake.reports) >= 1, 5, 0.01)
     for sent in (1, 2):
         clock.now += 10
         first.report_now()
-        await wait_until(lambda sent=sent: len(fake.reports) > sent)
+        await wait_for_async(lambda sent=sent: len(fake.reports) > sent, 5, 0.01)
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
@@ -310,13 +312,6 @@ async def test_the_sequence_continues_after_a_clean_stop(
     await again.report_once()
     assert [r["sequence"] for r in fake.reports] == [1, 2, 3, 4]
     assert fake.reports[-1]["full"] is True
-
-
-async def wait_until(condition: Any) -> None:
-    async with asyncio.timeout(5):
-        # Polling a plain condition: the fake cloud has no event to wait on.
-        while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
 
 
 async def test_a_full_queue_drops_the_oldest_and_the_next_report_is_full(
@@ -365,7 +360,7 @@ async def test_an_unusable_api_ca_is_an_error_in_the_status_not_a_dead_task(
         SyncTiming(policy=RetryPolicy(base_s=0.01, max_s=0.05)),
     )
     task = asyncio.create_task(sync.run())
-    await wait_until(lambda: sync.status()["state"] == "error")
+    await wait_for_async(lambda: sync.status()["state"] == "error", 5, 0.01)
     assert not task.done()  # it keeps trying: a corrected configuration would be picked up
     assert "CA certificate" in (sync.status()["setupError"] or "")
     assert "cloud sync cannot start" in caplog.text
