@@ -106,21 +106,28 @@ def admin(broker: MosquittoBroker) -> Any:
 @contextlib.asynccontextmanager
 async def watching(broker: MosquittoBroker, topic: str) -> AsyncIterator[list[bytes]]:
     """The cloud's view: the admin user subscribed to ``topic``; payloads collect in a list."""
-    received: list[bytes] = []
     async with admin(broker) as mqtt:
         await mqtt.subscribe(topic, qos=1)
-
-        async def collect() -> None:
-            async for message in mqtt.messages:
-                assert isinstance(message.payload, bytes)
-                received.append(message.payload)
-
-        task = asyncio.create_task(collect())
-        try:
+        async with collecting(mqtt) as received:
             yield received
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def collecting(mqtt: aiomqtt.Client) -> AsyncIterator[list[bytes]]:
+    """Every payload the client receives, appended to a list while the block runs."""
+    received: list[bytes] = []
+
+    async def collect() -> None:
+        async for message in mqtt.messages:
+            assert isinstance(message.payload, bytes)
+            received.append(message.payload)
+
+    task = asyncio.create_task(collect())
+    try:
+        yield received
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 # --- connecting --------------------------------------------------------------------------------
@@ -322,7 +329,6 @@ CLOUD_STATE_FILTER = f"$share/iotistic-cloud/{STATE_TOPIC_FILTER}"
 @contextlib.asynccontextmanager
 async def cloud_subscribed(broker: MosquittoBroker) -> AsyncIterator[list[bytes]]:
     """The cloud's user on MQTT 5 with the cloud's shared subscription to every state topic."""
-    received: list[bytes] = []
     async with client(
         broker,
         broker.admin_username,
@@ -331,18 +337,8 @@ async def cloud_subscribed(broker: MosquittoBroker) -> AsyncIterator[list[bytes]
     ) as cloud:
         granted = await cloud.subscribe(CLOUD_STATE_FILTER, qos=1)
         assert all(code.value < 0x80 for code in granted)
-
-        async def collect() -> None:
-            async for message in cloud.messages:
-                assert isinstance(message.payload, bytes)
-                received.append(message.payload)
-
-        task = asyncio.create_task(collect())
-        try:
+        async with collecting(cloud) as received:
             yield received
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_a_report_nobody_subscribed_to_falls_back_to_http(
