@@ -11,8 +11,6 @@ from typing import Any, Final
 from ..orchestrator.status import is_settled
 
 MB: Final = 1024 * 1024
-# Fields that describe the report itself rather than the device: never diffed.
-ENVELOPE_FIELDS: Final = frozenset({"full", "sequence", "reportedAt"})
 
 
 def device_fields(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from ..store.device import CloudCredentials
-from .sync import CloudSync, SyncTiming, stop_task
+from ..task_slot import TaskSlot
+from .sync import CloudSync, SyncTiming
 
 log = logging.getLogger("iotistic.cloud")
 
@@ -16,47 +16,38 @@ log = logging.getLogger("iotistic.cloud")
 class CloudSyncRunner:
     def __init__(self, make_sync: Callable[[CloudCredentials], CloudSync]) -> None:
         self._make_sync = make_sync
-        self._sync: CloudSync | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._slot: TaskSlot[CloudSync] = TaskSlot("cloud-sync")
 
     @property
     def sync(self) -> CloudSync | None:
-        return self._sync
+        return self._slot.current
 
     def start(self, credentials: CloudCredentials) -> None:
         """Start syncing (right after provisioning, or at start-up when provisioned)."""
-        if self._sync is not None and self._sync.credentials == credentials:
+        sync = self._slot.current
+        if sync is not None and sync.credentials == credentials:
             return
-        previous = self._task
-        self._sync = self._make_sync(credentials)
-        self._task = asyncio.get_running_loop().create_task(
-            self._run_after(previous, self._sync), name="cloud-sync"
-        )
-
-    async def _run_after(self, previous: asyncio.Task[None] | None, sync: CloudSync) -> None:
-        await stop_task(previous)
-        await sync.run()
+        self._slot.replace(self._make_sync(credentials))
 
     async def stop(self) -> None:
-        task, self._task, self._sync = self._task, None, None
-        await stop_task(task)
+        await self._slot.stop()
 
     def stop_soon(self) -> None:
         """Deprovisioned: stop syncing (callable from synchronous code)."""
-        if self._task is not None:
-            asyncio.get_running_loop().create_task(self.stop())
+        if self._slot.stop_soon():
             log.info("cloud sync stopped")
 
     def set_timing(self, timing: SyncTiming) -> None:
-        if self._sync is not None:
-            self._sync.set_timing(timing)
+        if self.sync is not None:
+            self.sync.set_timing(timing)
 
     def poll_now(self) -> None:
-        if self._sync is not None:
-            self._sync.poll_now()
+        if self.sync is not None:
+            self.sync.poll_now()
 
     def status(self, endpoint: str | None) -> dict[str, Any]:
-        if self._sync is None:
+        sync = self.sync
+        if sync is None:
             state = "not provisioned" if endpoint else "not configured"
             return {"state": state, "endpoint": endpoint}
-        return self._sync.status()
+        return sync.status()

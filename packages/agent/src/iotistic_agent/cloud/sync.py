@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -160,11 +159,3 @@ async def _forever(name: str, loop: Callable[[], Awaitable[None]]) -> None:
             await asyncio.sleep(5)
         else:
             return
-
-
-async def stop_task(task: asyncio.Task[None] | None) -> None:
-    if task is None or task.done():
-        return
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task

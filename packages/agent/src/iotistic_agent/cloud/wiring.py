@@ -49,9 +49,7 @@ def cloud_sync_runner(
             credentials,
             targets,
             SyncStore(conn, current.REPORT_QUEUE_MAX),
-            DeviceStateCollector(
-                targets, reconciler, engine, current.data_dir, extra_fields
-            ),
+            DeviceStateCollector(targets, reconciler, engine, current.data_dir, extra_fields),
             reconciler.wake,
             sync_timing(current),
             mqtt=mqtt,
