@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from iotistic_contracts import TargetState
+from iotistic_contracts.sync import DeviceTarget
 
 from ..store.sync_store import SyncStore
 from ..store.target_store import TargetStore
@@ -95,8 +96,9 @@ class TargetPoller:
                 return False
             return self._store_target(fetched.target, fetched.etag)
 
-    def _store_target(self, target: TargetState, etag: str | None) -> bool:
-        version = getattr(target, "version", None)
+    def _store_target(self, target: DeviceTarget, etag: str | None) -> bool:
+        version = target.version
+        # Stored and hashed without the version, exactly as a local target would be.
         plain = TargetState(apps=target.apps, config=target.config)
         try:
             changed = self._targets.save(plain, source="cloud", version=version)
