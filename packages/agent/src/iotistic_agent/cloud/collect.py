@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import platform
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,17 +13,13 @@ from ..orchestrator.engine import Engine, EngineUnavailable
 from ..orchestrator.model import EngineSnapshot
 from ..orchestrator.reconciler import Reconciler
 from ..orchestrator.status import applications_state
+from ..provisioning.host_info import os_version as host_os_version
 from ..store.target_store import TargetStore
 from ..telemetry.shared import metrics_summary
 from .report_builder import device_fields
 
-
-@functools.cache
-def os_version() -> str:
-    try:
-        return platform.freedesktop_os_release().get("PRETTY_NAME") or platform.platform()
-    except OSError:
-        return platform.platform()
+# The same text the device sent at registration; it does not change while the agent runs.
+os_version = functools.cache(host_os_version)
 
 
 class DeviceStateCollector:
