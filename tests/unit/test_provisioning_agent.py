@@ -30,6 +30,8 @@ from provisioning_support import (
 )
 from test_provisioning_store import registration
 
+from tests.integration.waiting import wait_for_async
+
 ENGINE_LOG = "container engine unavailable"
 SECRETS = (PROVISIONING_KEY, DEVICE_API_KEY, MQTT_PASSWORD)
 
@@ -80,11 +82,9 @@ class Agent:
 
     async def until(self, condition: Any, what: str, within_s: float = 20.0) -> None:
         try:
-            async with asyncio.timeout(within_s):
-                while not await condition():  # noqa: ASYNC110 - a remote process, no event
-                    await asyncio.sleep(0.05)
-        except TimeoutError:
-            raise AssertionError(f"{what}; stderr:\n{self.stderr.read_text()[-3000:]}") from None
+            await wait_for_async(condition, within_s, 0.05, what)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; stderr:\n{self.stderr.read_text()[-3000:]}") from None
 
     async def status(self) -> dict[str, Any]:
         answer: dict[str, Any] = (await self.client.get("/v1/provision")).json()
