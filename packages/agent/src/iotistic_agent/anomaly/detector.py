@@ -6,6 +6,10 @@ counters. The scale is floored (``_floor``) so that a flat series never divides 
 one-step jitter of an integer counter is one unit of deviation, not an alarm: the floor is the
 smallest step the series has ever made (its quantum), or 0.1 % of its level, whichever is
 larger.
+
+A cumulative counter (a series that only ever rose over a whole window) that falls has been
+reset (its process restarted, or it wrapped): that is not a drop. Its level means nothing
+after the reset, so the series starts learning again instead of alerting.
 """
 
 from __future__ import annotations
@@ -70,6 +74,8 @@ class SeriesDetector:
         "_rate_dev",
         "_rate_mean",
         "_rate_n",
+        "_rises",
+        "_rising",
         "learned",
         "window",
     )
@@ -85,7 +91,19 @@ class SeriesDetector:
         self._rate_mean = 0.0
         self._rate_dev = 0.0
         self._rate_n = 0
+        # Consecutive steps that did not fall, and how many of them rose: a counter.
+        self._rising = 0
+        self._rises = 0
         self._alpha = 2.0 / (window_size + 1)
+
+    def is_counter_reset(self, x: float) -> bool:
+        prev = self._prev
+        return (
+            prev is not None
+            and x < prev
+            and self._rising >= self.window.size
+            and self._rises >= MOVING_SHARE * self._rising
+        )
 
     def _floor(self, level: float) -> float:
         floor = RELATIVE_FLOOR * abs(level)
@@ -93,8 +111,10 @@ class SeriesDetector:
         # to their level (integer sensors); in an otherwise flat series the only "step" may be
         # an earlier anomaly, which must not become the yardstick that hides the next one.
         quantum = self._quantum
-        if quantum != math.inf and quantum > floor and (
-            self._moving >= MOVING_SHARE or quantum <= QUANTUM_SHARE_OF_LEVEL * abs(level)
+        if (
+            quantum != math.inf
+            and quantum > floor
+            and (self._moving >= MOVING_SHARE or quantum <= QUANTUM_SHARE_OF_LEVEL * abs(level))
         ):
             floor = quantum
         return floor if floor > ABSOLUTE_FLOOR else ABSOLUTE_FLOOR
@@ -102,7 +122,7 @@ class SeriesDetector:
     def evaluate(self, x: float, ts: int, config: AnomalyConfig) -> tuple[float, Finding | None]:
         """Score ``x`` against what was learned so far: (score 0..1, strongest finding)."""
         window = self.window
-        if len(window) < 2:
+        if len(window) < 2 or self.is_counter_reset(x):
             return 0.0, None
         factor = config.factor
         median = window.median()
@@ -184,8 +204,16 @@ class SeriesDetector:
         return tail_score(top_sigma), best
 
     def learn(self, x: float, ts: int) -> None:
+        if self.is_counter_reset(x):
+            self._restart(x, ts)
+            return
         prev = self._prev
         if prev is not None:
+            if x >= prev:
+                self._rising += 1
+                self._rises += x > prev
+            else:
+                self._rising = self._rises = 0
             step = abs(x - prev)
             moved = step > 1e-12 * abs(x)
             if moved and step < self._quantum:
@@ -205,6 +233,17 @@ class SeriesDetector:
             self._prev_ts = ts
         self.window.push(x)
         self.learned += 1
+
+    def _restart(self, x: float, ts: int) -> None:
+        """Forget the level (window, previous point); keep the quantum, which a reset does
+        not change."""
+        self.window = SlidingWindow(self.window.size)
+        self.learned = 0
+        self._rising = self._rises = 0
+        self._rate_mean = self._rate_dev = 0.0
+        self._rate_n = 0
+        self._prev = None
+        self.learn(x, ts)
 
 
 def _consider(
