@@ -30,7 +30,11 @@ class DeviceStateCollector:
         engine: Engine,
         data_dir: Path,
         extra_fields: Callable[[], dict[str, Any]] | None = None,
+        metrics_max_age_s: Callable[[], float] = lambda: 0.0,
     ) -> None:
+        # How old a metrics sample may be (the report interval: the anomaly sampler's sample
+        # is reused rather than collecting twice, and the fields stay fresh within a report).
+        self._metrics_max_age_s = metrics_max_age_s
         # Fields other parts of the agent add (the anomaly summary, running simulations).
         self._extra_fields = extra_fields
         self._targets = targets
@@ -53,7 +57,9 @@ class DeviceStateCollector:
         apps = applications_state(
             self._targets.current_target(), await self._snapshot(), self._reconciler.failures
         )
-        metrics = await asyncio.to_thread(metrics_summary, self._data_dir)
+        metrics = await asyncio.to_thread(
+            metrics_summary, self._data_dir, self._metrics_max_age_s()
+        )
         stored = self._targets.stored
         fields = device_fields(
             apps, stored.target.config, stored.version, metrics, __version__, os_version()

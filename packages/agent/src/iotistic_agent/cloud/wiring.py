@@ -49,7 +49,15 @@ def cloud_sync_runner(
             credentials,
             targets,
             SyncStore(conn, current.REPORT_QUEUE_MAX),
-            DeviceStateCollector(targets, reconciler, engine, current.data_dir, extra_fields),
+            DeviceStateCollector(
+                targets,
+                reconciler,
+                engine,
+                current.data_dir,
+                extra_fields,
+                # Fresh within a report interval (the current one: `iotctl config set`).
+                metrics_max_age_s=lambda: settings().REPORT_INTERVAL_MS / 1000,
+            ),
             reconciler.wake,
             sync_timing(current),
             mqtt=mqtt,
