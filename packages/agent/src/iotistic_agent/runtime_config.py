@@ -29,7 +29,7 @@ DESCRIPTIONS = {
     "ANOMALY_DETECTION_Z_THRESHOLD": "z-score threshold in standard deviations",
     "ANOMALY_DETECTION_MAD_THRESHOLD": "MAD threshold in robust standard deviations",
     "ANOMALY_DETECTION_RATE_THRESHOLD": "rate-of-change threshold in percent",
-    "ANOMALY_ML_ENABLED": "the optional forecasting model (not in this build)",
+    "ANOMALY_ML_ENABLED": "the optional LSTM forecaster (needs iotistic-agent[ml])",
 }
 
 Applier = Callable[[AgentSettings], None]

@@ -1,5 +1,9 @@
 """``AnomalyDetectionService``: the spec's processDataPoint and getSummaryForReport.
 
+With ``ml_enabled`` (and numpy, the ``ml`` extra) every series up to ``ml_max_series`` also
+gets an LSTM forecaster (``ml.py``, ``forecast.py``): its residual joins the score and, more
+severe than the statistical findings, is reported with method "lstm".
+
 Pure and synchronous: no clock of its own beyond a default timestamp, no I/O, no tasks. The
 agent's metrics sampler and sensor readings will call ``process_data_point`` (not wired yet).
 """
@@ -14,7 +18,8 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from iotistic_agent.anomaly.config import AnomalyConfig
-from iotistic_agent.anomaly.detector import SeriesDetector
+from iotistic_agent.anomaly.detector import SeriesDetector, tail_score
+from iotistic_agent.anomaly.ml import Forecasts, create_forecasts, stronger
 from iotistic_agent.anomaly.models import SEVERITY_RANK, Detection, Quality, Severity
 
 log = logging.getLogger(__name__)
@@ -57,18 +62,26 @@ class AnomalyDetectionService:
             "detections": 0,
         }
         self._by_severity: dict[str, int] = {"info": 0, "warning": 0, "critical": 0}
-        if self.config.ml_enabled:
-            log.warning(
-                "ANOMALY_ML_ENABLED is set but LSTM predictions are not available in this "
-                "build; using the statistical methods only"
-            )
+        self._forecasts: Forecasts | None = create_forecasts(self.config)
 
     def reconfigure(self, config: AnomalyConfig) -> None:
         """New settings at runtime (`iotctl config set`): thresholds apply from the next
         point; a new window size starts the series' learning again."""
-        if config.window_size != self.config.window_size:
+        restart = config.window_size != self.config.window_size
+        if restart:
             self._series.clear()
+        if config.ml_enabled != self.config.ml_enabled:
+            self._forecasts = create_forecasts(config)
+        elif self._forecasts is not None:
+            if restart:
+                self._forecasts.clear()
+            self._forecasts.max_series = config.ml_max_series
         self.config = config
+
+    @property
+    def forecast_count(self) -> int:
+        """Series with an LSTM forecaster (0 when ML is off or numpy is missing)."""
+        return 0 if self._forecasts is None else len(self._forecasts)
 
     @property
     def series_count(self) -> int:
@@ -133,11 +146,16 @@ class AnomalyDetectionService:
                 return _nothing()
             detector = self._series[key] = SeriesDetector(self.config.window_size)
 
+        forecasts = self._forecasts
+        lstm_sigma, lstm = (0.0, None) if forecasts is None else forecasts.step(key, x, self.config)
         if detector.learned < self.config.warmup:
             detector.learn(x, ts)
             return _nothing()
         score, finding = detector.evaluate(x, ts, self.config)
         detector.learn(x, ts)
+        if forecasts is not None:
+            score = max(score, tail_score(lstm_sigma))
+            finding = stronger(finding, lstm)
         if finding is None:
             return PointResult(score, [])
 
