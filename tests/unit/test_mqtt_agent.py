@@ -139,5 +139,8 @@ async def test_an_agent_without_mqtt_never_imports_it(tmp_path: Path) -> None:
         assert (await mqtt_status(agent))["state"] == "not configured"
     finally:
         stderr = await agent.stop()
-    assert imported(stderr, "iotistic_agent.mqtt.manager")
+    assert imported(stderr, "iotistic_agent.mqtt.service")
+    # Nor its manager, nor cloud sync: an agent that is not provisioned loads neither.
+    assert not imported(stderr, "iotistic_agent.mqtt.manager")
+    assert not imported(stderr, "iotistic_agent.cloud.sync")
     assert not imported(stderr, "aiomqtt") and not imported(stderr, "paho")

@@ -10,7 +10,7 @@ import logging
 import os
 import signal
 import sys
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -25,7 +25,7 @@ from .device_api.auth import load_or_create_key
 from .device_api.context import ApiContext
 from .factory_reset import wipe_device
 from .logs.ring import LogRing
-from .mqtt.manager import MqttManager
+from .mqtt.credentials import MqttCredentials
 from .mqtt.service import MqttService
 from .orchestrator.docker import DockerEngine
 from .orchestrator.reconciler import Reconciler
@@ -40,6 +40,9 @@ from .store.db import open_database
 from .store.device import CloudCredentials, DeviceStore
 from .store.failure_store import SqliteFailureStore
 from .store.target_store import TargetStore
+
+if TYPE_CHECKING:
+    from .mqtt.manager import MqttManager
 
 log = logging.getLogger("iotistic.agent")
 
@@ -72,13 +75,14 @@ async def run_agent(
         settings.data_dir,
         sample_interval_s=settings.ANOMALY_SAMPLE_INTERVAL_MS / 1000,
     )
-    mqtt = MqttService(
-        lambda creds: MqttManager(
-            creds,
-            on_update=cloud.poll_now,
-            on_reading=anomalies.on_reading,
-        )
-    )
+
+    def mqtt_manager(credentials: MqttCredentials) -> MqttManager:
+        # Imported here: a device that is not provisioned (local mode) never loads MQTT.
+        from .mqtt.manager import MqttManager
+
+        return MqttManager(credentials, on_update=cloud.poll_now, on_reading=anomalies.on_reading)
+
+    mqtt = MqttService(mqtt_manager)
     cloud = cloud_sync_runner(
         lambda: config.settings,
         conn,

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..store.device import CloudCredentials
 from ..task_slot import TaskSlot
-from .sync import CloudSync, SyncTiming
+
+if TYPE_CHECKING:  # sync itself is imported only once the device is provisioned
+    from .sync import CloudSync
+    from .timing import SyncTiming
 
 log = logging.getLogger("iotistic.cloud")
 

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -18,17 +17,12 @@ from ..store.target_store import TargetStore
 from .client import ReportPublisher, SyncClient
 from .poller import TargetPoller
 from .reporter import StateReporter
-from .retry import ConnectionMonitor, RetryGate, RetryPolicy
+from .retry import ConnectionMonitor, RetryGate
+from .timing import SyncTiming
+
+__all__ = ["CloudSync", "SyncTiming"]
 
 log = logging.getLogger("iotistic.cloud")
-
-
-@dataclass(frozen=True)
-class SyncTiming:
-    poll_interval_s: float = 60.0
-    report_interval_s: float = 10.0
-    full_report_every_s: float = 300.0
-    policy: RetryPolicy = field(default_factory=RetryPolicy)
 
 
 class CloudSync:

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..orchestrator.engine import Engine
 from ..orchestrator.reconciler import Reconciler
 from ..settings import AgentSettings
 from ..store.device import CloudCredentials
-from ..store.sync_store import SyncStore
 from ..store.target_store import TargetStore
-from .client import ReportPublisher
-from .collect import DeviceStateCollector
 from .retry import RetryPolicy
 from .runner import CloudSyncRunner
-from .sync import CloudSync, SyncTiming
+from .timing import SyncTiming
+
+if TYPE_CHECKING:
+    from .client import ReportPublisher
+    from .sync import CloudSync
 
 
 def sync_timing(settings: AgentSettings) -> SyncTiming:
@@ -44,6 +45,12 @@ def cloud_sync_runner(
     """``mqtt``: reports go over MQTT while it is connected (see ``SyncClient.send_report``)."""
 
     def make(credentials: CloudCredentials) -> CloudSync:
+        # Imported here: a device that is not provisioned (local mode) never loads sync, its
+        # HTTP client or the sync contracts.
+        from ..store.sync_store import SyncStore
+        from .collect import DeviceStateCollector
+        from .sync import CloudSync
+
         current = settings()
         return CloudSync(
             credentials,

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..task_slot import TaskSlot
 from .credentials import MqttCredentials
-from .manager import MqttManager
+
+if TYPE_CHECKING:  # the manager is imported only once the device is provisioned
+    from .manager import MqttManager
 
 log = logging.getLogger("iotistic.mqtt")
 
