@@ -1,6 +1,8 @@
 """Agent overhead on the real engine, against plain `docker run` in the same run.
 
 Run (as root, after scripts/bootstrap.sh): .venv/bin/python bench/bench_agent.py [--services 10]
+[--rss-only] (`--rss-only`: just the idle RSS with no apps against a bare interpreter, no images
+pulled, no containers started).
 
 Measures:
 - time for the agent to bring N services from a posted target to running, against
@@ -76,17 +78,44 @@ def n_services(image: str, count: int) -> dict[str, Any]:
     return target(app(1001, *(svc(i + 1, f"s{i}", image) for i in range(count))))
 
 
+def bare_python_rss() -> float:
+    baseline_python = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    time.sleep(1.0)
+    python_rss = rss_mb(baseline_python.pid)
+    baseline_python.kill()
+    baseline_python.wait()
+    return python_rss
+
+
+def idle_rss_only() -> None:
+    """Idle RSS with no apps, nothing else (needs the Docker engine only to answer)."""
+    python_rss = bare_python_rss()
+    with tempfile.TemporaryDirectory() as tmp:
+        agent = AgentProcess(Path(tmp) / "agent", interval_ms=30000, LOG_LEVEL="info").start()
+        assert agent.proc is not None
+        try:
+            idle_rss = settled_rss(agent.proc.pid)
+        finally:
+            agent.stop()
+    print(f"bare python RSS (baseline): {python_rss:.1f} MB")
+    print(f"agent idle RSS, no apps: {idle_rss:.1f} MB ({idle_rss / python_rss:.2f}x bare python)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--services", type=int, default=10)
-    count = parser.parse_args().services
+    parser.add_argument(
+        "--rss-only", action="store_true", help="only the idle RSS with no apps (quick)"
+    )
+    args = parser.parse_args()
+    if args.rss_only:
+        idle_rss_only()
+        return
+    count = args.services
     with tempfile.TemporaryDirectory() as tmp, dockerkit.local_test_images(Path(tmp)) as images:
         dockerkit.docker("pull", images.v1)
         dockerkit.remove_managed_objects()
-        baseline_python = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-        time.sleep(1.0)
-        python_rss = rss_mb(baseline_python.pid)
-        baseline_python.kill()
+        python_rss = bare_python_rss()
 
         docker_run_s = docker_run_baseline(images.v1, count)
         agent = AgentProcess(Path(tmp) / "agent", interval_ms=30000, LOG_LEVEL="info").start()
