@@ -51,8 +51,9 @@ def test_injected_spikes_are_detected_on_the_device_and_listed_by_the_cloud(
             return [a for a in listed if a["metric"] == "storage_percent"]
 
         found = wait_for(device_found, 30, 0.2, f"no detection; log:\n{agent.log()[-3000:]}")
-        assert found[0]["source"] == "system"
-        assert found[0]["severity"] in ("warning", "critical")
+        first = found[-1]  # newest first; later spikes of the same size may be a known level
+        assert first["source"] == "system"
+        assert first["severity"] in ("warning", "critical")
 
         def cloud_found() -> list[dict[str, Any]]:
             result = cloud.cli("devices", "anomalies", device, "--json")

@@ -268,6 +268,28 @@ def test_series_are_bounded() -> None:
     assert service.counters["rejected"] == 7
 
 
+def test_series_without_readings_are_forgotten_and_make_room() -> None:
+    now = [T0]
+    day = 24 * 3600 * 1000
+    service = AnomalyDetectionService(
+        AnomalyConfig(max_series=2, series_idle_ms=day), clock_ms=lambda: now[0]
+    )
+    service.process_data_point("s", "removed_sensor", 1.0)
+    service.process_data_point("s", "kept", 1.0)
+    now[0] += day // 2
+    service.process_data_point("s", "kept", 1.0)
+    assert service.process_data_point("s", "new", 1.0) == []
+    assert service.counters["rejected"] == 1  # full, and nothing idle long enough yet
+    now[0] += day // 2 + 1
+    service.process_data_point("s", "new", 1.0)
+    assert service.counters["rejected"] == 1  # the removed sensor's slot was freed
+    assert {key[1] for key in service._series} == {"kept", "new"}
+    # Without any pressure, idle series still go on the periodic sweep.
+    now[0] += 2 * day
+    service.process_data_point("s", "new", 1.0)
+    assert {key[1] for key in service._series} == {"new"}
+
+
 # --- cool-down, history, summary -------------------------------------------------------------
 
 
@@ -285,8 +307,31 @@ def test_cool_down_suppresses_repeats_but_not_escalation() -> None:
     # Another metric has its own cool-down.
     feed_noise(service, 200, metric="other")
     assert service.process_data_point("s", "other", 1e6, t + 3000)
+    # Back to normal long enough to close the episode, but still inside the cool-down.
+    feed_noise(service, 10, start=204)
+    assert service.process_data_point("s", "m", 1e8, t + 20_000) == []
     # After the cool-down the same metric alerts again.
     assert service.process_data_point("s", "m", 1e8, t + 63_000)
+
+
+def test_an_episode_alerts_once_until_the_series_is_back_to_normal() -> None:
+    # Sampled every 5 minutes, so the 60 s cool-down never applies: episodes alone.
+    service = AnomalyDetectionService(AnomalyConfig(cooldown_ms=60_000))
+    rng = random.Random(1)
+    minutes5 = 300_000
+    for i in range(200):
+        service.process_data_point("s", "m", 50 + rng.gauss(0, 1), T0 + i * minutes5)
+    # An outage: the value sits far below normal for 20 samples.
+    outage = [
+        d
+        for i in range(200, 220)
+        for d in service.process_data_point("s", "m", 10 + rng.gauss(0, 1), T0 + i * minutes5)
+    ]
+    assert len(outage) == 1 and outage[0].timestamp == T0 + 200 * minutes5
+    for i in range(220, 260):  # recovered
+        service.process_data_point("s", "m", 50 + rng.gauss(0, 1), T0 + i * minutes5)
+    again = service.process_data_point("s", "m", 10.0, T0 + 260 * minutes5)
+    assert [d.timestamp for d in again] == [T0 + 260 * minutes5]
 
 
 def test_history_keeps_the_last_1000_and_summary_the_last_10() -> None:

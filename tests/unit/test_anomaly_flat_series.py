@@ -18,7 +18,8 @@ def test_repeated_spikes_on_a_flat_series_are_each_detected() -> None:
         value = 28.125 if i % 30 == 0 else 22.5  # the first spike falls in the warm-up
         found += service.process_data_point("system", "storage_percent", value, 1_000_000 + i)
     assert [d.timestamp - 1_000_000 for d in found] == [30, 60, 90]
-    assert all(d.severity == "critical" for d in found)
+    # Once the long memory holds the spike level twice it is a known level: reported as info.
+    assert [d.severity for d in found] == ["critical", "info", "info"]
 
 
 def test_an_integer_counter_still_does_not_alarm_on_one_step() -> None:

@@ -38,12 +38,17 @@ class AnomalyConfig:
     ml_enabled: bool = False
     # Points of a metric that are only learned from, never alerted on (None: one window).
     warmup_points: int | None = None
-    # After an alert, the same metric alerts again within this time only on a higher severity.
+    # After an alert, the same metric alerts again within this time, or before it has been
+    # back to normal for a few points (one alert per episode), only on a higher severity.
+    # 0 turns de-duplication off.
     cooldown_ms: int = 60_000
     # Detections kept in memory for reports.
     history_size: int = 1000
     # Bound on the number of (source, metric) series monitored at once.
     max_series: int = 10_000
+    # A series without a reading for this long is forgotten (a sensor removed, a renamed
+    # metric): its memory goes back to the pool, and it warms up again if it returns.
+    series_idle_ms: int = 24 * 3600 * 1000
     # Bound on the series that also get a forecaster when ml_enabled (each costs ~10 KiB and
     # ~0.35 ms a point); series beyond it use the statistical methods only.
     ml_max_series: int = 256
@@ -63,7 +68,13 @@ class AnomalyConfig:
                 raise AnomalyConfigError(f"{name} must be a positive number, got {value}")
         if self.warmup_points is not None and self.warmup_points < 2:
             raise AnomalyConfigError(f"warmup_points must be at least 2, got {self.warmup_points}")
-        for name in ("cooldown_ms", "history_size", "max_series", "ml_max_series"):
+        for name in (
+            "cooldown_ms",
+            "history_size",
+            "max_series",
+            "ml_max_series",
+            "series_idle_ms",
+        ):
             if getattr(self, name) < 0:
                 raise AnomalyConfigError(f"{name} must not be negative")
 

@@ -19,15 +19,25 @@ from dataclasses import dataclass
 
 from iotistic_agent.anomaly.config import AnomalyConfig
 from iotistic_agent.anomaly.models import Method, Severity
-from iotistic_agent.anomaly.window import SlidingWindow
+from iotistic_agent.anomaly.window import SlidingWindow, SortedRing
 
 MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution is 0.6745 sigma
 IQR_TO_SIGMA = 1.349  # IQR of a normal distribution is 1.349 sigma
 Q3_SIGMA = 0.6745
 MEAN_ABS_TO_SIGMA = 1.2533  # mean absolute deviation of a normal is 0.7979 sigma
-IQR_FENCE = 1.5  # Tukey's rule: outside [Q1 - 1.5 IQR, Q3 + 1.5 IQR]
+IQR_MIN_FENCE = 0.5  # in IQRs beyond the quartile, whatever the thresholds
 RELATIVE_FLOOR = 1e-3
 MOVING_SHARE = 0.2
+# A value is rare when at most this share of the window (and at least one value) is as far out.
+RARE_SHARE = 0.02
+# The long memory keeps every LONG_STRIDE-th point, as many as the window: it spans
+# LONG_STRIDE windows (at 5-minute samples and the default window, three and a half days).
+LONG_STRIDE = 10
+# A move is a jump when the value is this share of the threshold away from recent points.
+SUDDEN_SHARE = 0.5
+RECENT_ALPHA = 0.3
+# A step up to this multiple of the largest recent step is a known jump: at most "info".
+KNOWN_JUMP_RATIO = 1.5
 QUANTUM_SHARE_OF_LEVEL = 0.05
 ABSOLUTE_FLOOR = 1e-9
 SQRT2 = math.sqrt(2.0)
@@ -67,6 +77,8 @@ class SeriesDetector:
 
     __slots__ = (
         "_alpha",
+        "_jump",
+        "_jump_decay",
         "_moving",
         "_prev",
         "_prev_ts",
@@ -74,14 +86,17 @@ class SeriesDetector:
         "_rate_dev",
         "_rate_mean",
         "_rate_n",
+        "_recent",
         "_rises",
         "_rising",
         "learned",
+        "long",
         "window",
     )
 
     def __init__(self, window_size: int) -> None:
         self.window = SlidingWindow(window_size)
+        self.long = SortedRing(window_size)
         self.learned = 0
         self._quantum = math.inf
         # Share of recent points that differ from the previous one (EWMA).
@@ -95,6 +110,12 @@ class SeriesDetector:
         self._rising = 0
         self._rises = 0
         self._alpha = 2.0 / (window_size + 1)
+        # Where the last few points were (fast EWMA): tells a jump from a gradual move.
+        self._recent = 0.0
+        # The largest step seen lately, fading over the long memory's span: a jump the series
+        # made before (a pump switching on every morning) is known.
+        self._jump = 0.0
+        self._jump_decay = math.exp(-1.0 / (LONG_STRIDE * window_size))
 
     def is_counter_reset(self, x: float) -> bool:
         prev = self._prev
@@ -122,37 +143,75 @@ class SeriesDetector:
     def evaluate(self, x: float, ts: int, config: AnomalyConfig) -> tuple[float, Finding | None]:
         """Score ``x`` against what was learned so far: (score 0..1, strongest finding)."""
         window = self.window
-        if len(window) < 2 or self.is_counter_reset(x):
+        n = len(window)
+        if n < 2 or self.is_counter_reset(x):
             return 0.0, None
-        factor = config.factor
         median = window.median()
         floor = self._floor(median)
+        sigma_threshold = config.z_threshold * config.factor
+        top_sigma = 0.0
         best: Finding | None = None
         best_key = (-1, -1)
-        top_sigma = 0.0
+        # The level methods speak only for a value that is rare in the window: one that a
+        # few recent values already reached (hourly blips, the new level after a shift, a
+        # second mode) is part of the series, however far it is in sigma units. Most points
+        # are not rare, and cost only these two binary searches and the rate below.
+        if window.as_extreme(x, median) <= max(1, int(RARE_SHARE * n)):
+            top_sigma, best, best_key = self._level(x, median, floor, sigma_threshold, config)
+        sigma, best, best_key = self._rate(x, ts, floor, sigma_threshold, config, best, best_key)
+        if sigma > top_sigma:
+            top_sigma = sigma
+        return tail_score(top_sigma), best
+
+    def _level(
+        self, x: float, median: float, floor: float, sigma_threshold: float, config: AnomalyConfig
+    ) -> tuple[float, Finding | None, tuple[int, int]]:
+        """z-score, MAD and IQR for a value that is rare in the window."""
+        window = self.window
+        std = window.std
+        mad_scale = MAD_TO_SIGMA * window.mad(median)
+        if mad_scale == 0.0:
+            # Half the window or more sits exactly on the median (a plateau, a two-level
+            # signal): MAD says nothing about the spread, and the floor alone would make every
+            # step off the plateau critical. The standard deviation stands in.
+            mad_scale = std
+        if mad_scale < floor:
+            mad_scale = floor
+        # A value the long memory has often seen (the series goes there every day) is a
+        # return to a known level when the series moved there gradually, and at most "info"
+        # when it jumped there.
+        long = self.long
+        known = long.as_extreme(x, median) > max(1, int(RARE_SHARE * len(long)))
+        if known and abs(x - self._recent) < SUDDEN_SHARE * sigma_threshold * mad_scale:
+            return 0.0, None, (-1, -1)
+        best: Finding | None = None
+        best_key = (-1, -1)
 
         # z-score against the window's mean and standard deviation.
         mean = window.mean
-        std = window.std
         d_z = abs(x - mean) / (std if std > floor else floor)
         top_sigma = d_z
-        threshold = config.z_threshold * factor
-        if d_z >= threshold:
-            best, best_key = _consider(best, best_key, "z_score", d_z, threshold, mean, d_z)
+        if d_z >= sigma_threshold:
+            best, best_key = _consider(
+                best, best_key, "z_score", d_z, sigma_threshold, mean, d_z, cap=known
+            )
 
         # Median absolute deviation.
-        mad_scale = MAD_TO_SIGMA * window.mad(median)
-        d_mad = abs(x - median) / (mad_scale if mad_scale > floor else floor)
+        d_mad = abs(x - median) / mad_scale
         if d_mad > top_sigma:
             top_sigma = d_mad
-        threshold = config.mad_threshold * factor
+        threshold = config.mad_threshold * config.factor
         if d_mad >= threshold:
-            best, best_key = _consider(best, best_key, "mad", d_mad, threshold, median, d_mad)
+            best, best_key = _consider(
+                best, best_key, "mad", d_mad, threshold, median, d_mad, cap=known
+            )
 
         # Interquartile range (Tukey's fences), reported in IQR units beyond the quartile.
         q1 = window.quantile(0.25)
         q3 = window.quantile(0.75)
         iqr = q3 - q1
+        if iqr == 0.0:  # three quarters of the window on one value: as MAD above
+            iqr = IQR_TO_SIGMA * std
         iqr_floor = IQR_TO_SIGMA * floor
         if iqr < iqr_floor:
             iqr = iqr_floor
@@ -162,46 +221,58 @@ class SeriesDetector:
             sigma = Q3_SIGMA + IQR_TO_SIGMA * d_iqr
             if sigma > top_sigma:
                 top_sigma = sigma
-            threshold = IQR_FENCE * factor
+            # The fence sits at the same sigma as the z threshold (Tukey's 1.5 IQR is only
+            # 2.7 sigma, below it, and raised most of the false alarms on real series);
+            # the severity follows the same sigma bands as the other methods.
+            threshold = max((sigma_threshold - Q3_SIGMA) / IQR_TO_SIGMA, IQR_MIN_FENCE)
             if d_iqr >= threshold:
-                # Tukey's fence (2.7 sigma) decides; the severity follows the same sigma
-                # bands as the other methods, so IQR does not escalate faster than they do.
-                ratio = max(1.0, sigma / (config.z_threshold * factor))
+                ratio = max(1.0, sigma / sigma_threshold)
                 best, best_key = _consider(
-                    best, best_key, "iqr", d_iqr, threshold, median, sigma, ratio=ratio
+                    best, best_key, "iqr", d_iqr, threshold, median, sigma, ratio=ratio, cap=known
                 )
+        return top_sigma, best, best_key
 
-        # Rate of change against the recent typical rate (EWMA of rate and its spread).
+    def _rate(
+        self,
+        x: float,
+        ts: int,
+        floor: float,
+        sigma_threshold: float,
+        config: AnomalyConfig,
+        best: Finding | None,
+        best_key: tuple[int, int],
+    ) -> tuple[float, Finding | None, tuple[int, int]]:
+        """Rate of change against the recent typical rate (EWMA of rate and its spread)."""
         prev = self._prev
-        if prev is not None and self._rate_n >= 2 and ts > self._prev_ts:
-            dt = (ts - self._prev_ts) / 1000.0
-            rate = (x - prev) / dt
-            rate_scale = MEAN_ABS_TO_SIGMA * self._rate_dev
-            rate_floor = floor / dt
-            d_rate = abs(rate - self._rate_mean) / (
-                rate_scale if rate_scale > rate_floor else rate_floor
+        if prev is None or self._rate_n < 2 or ts <= self._prev_ts:
+            return 0.0, best, best_key
+        dt = (ts - self._prev_ts) / 1000.0
+        rate = (x - prev) / dt
+        rate_scale = MEAN_ABS_TO_SIGMA * self._rate_dev
+        rate_floor = floor / dt
+        d_rate = abs(rate - self._rate_mean) / (
+            rate_scale if rate_scale > rate_floor else rate_floor
+        )
+        expected = prev + self._rate_mean * dt
+        level = abs(prev) if abs(prev) > floor else floor
+        percent = abs(x - expected) / level * 100.0
+        rate_threshold = config.rate_threshold * config.factor
+        if percent < rate_threshold:
+            return 0.0, best, best_key
+        if d_rate >= sigma_threshold:
+            ratio = min(d_rate / sigma_threshold, percent / rate_threshold)
+            best, best_key = _consider(
+                best,
+                best_key,
+                "rate_change",
+                percent,
+                rate_threshold,
+                expected,
+                d_rate,
+                ratio=ratio,
+                cap=abs(x - prev) <= KNOWN_JUMP_RATIO * self._jump,
             )
-            expected = prev + self._rate_mean * dt
-            level = abs(prev) if abs(prev) > floor else floor
-            percent = abs(x - expected) / level * 100.0
-            rate_threshold = config.rate_threshold * factor
-            sigma_threshold = config.z_threshold * factor
-            if percent >= rate_threshold:
-                if d_rate > top_sigma:
-                    top_sigma = d_rate
-                if d_rate >= sigma_threshold:
-                    ratio = min(d_rate / sigma_threshold, percent / rate_threshold)
-                    best, best_key = _consider(
-                        best,
-                        best_key,
-                        "rate_change",
-                        percent,
-                        rate_threshold,
-                        expected,
-                        d_rate,
-                        ratio=ratio,
-                    )
-        return tail_score(top_sigma), best
+        return d_rate, best, best_key
 
     def learn(self, x: float, ts: int) -> None:
         if self.is_counter_reset(x):
@@ -215,6 +286,8 @@ class SeriesDetector:
             else:
                 self._rising = self._rises = 0
             step = abs(x - prev)
+            jump = self._jump * self._jump_decay
+            self._jump = step if step > jump else jump
             moved = step > 1e-12 * abs(x)
             if moved and step < self._quantum:
                 self._quantum = step
@@ -228,20 +301,25 @@ class SeriesDetector:
                     self._rate_dev += alpha * (abs(rate - self._rate_mean) - self._rate_dev)
                     self._rate_mean += alpha * (rate - self._rate_mean)
                 self._rate_n += 1
+        self._recent = x if prev is None else self._recent + RECENT_ALPHA * (x - self._recent)
         if prev is None or ts > self._prev_ts:
             self._prev = x
             self._prev_ts = ts
         self.window.push(x)
+        if self.learned % LONG_STRIDE == 0:
+            self.long.push(x)
         self.learned += 1
 
     def _restart(self, x: float, ts: int) -> None:
         """Forget the level (window, previous point); keep the quantum, which a reset does
         not change."""
         self.window = SlidingWindow(self.window.size)
+        self.long = SortedRing(self.window.size)
         self.learned = 0
         self._rising = self._rises = 0
         self._rate_mean = self._rate_dev = 0.0
         self._rate_n = 0
+        self._jump = 0.0
         self._prev = None
         self.learn(x, ts)
 
@@ -255,8 +333,11 @@ def _consider(
     expected: float,
     sigma: float,
     ratio: float | None = None,
+    cap: bool = False,
 ) -> tuple[Finding | None, tuple[int, int]]:
     severity = severity_for(deviation / threshold if ratio is None else ratio)
+    if cap:
+        severity = "info"
     key = (_RANK[severity], PREFERENCE[method])
     if key <= best_key:
         return best, best_key

@@ -42,6 +42,9 @@ class Forecasts:
     def clear(self) -> None:
         self._by_key.clear()
 
+    def discard(self, key: tuple[str, str]) -> None:
+        self._by_key.pop(key, None)
+
     def get(self, key: tuple[str, str]) -> LSTMForecaster | None:
         return self._by_key.get(key)
 

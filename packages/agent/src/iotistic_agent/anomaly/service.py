@@ -19,12 +19,14 @@ from typing import Any, NamedTuple
 
 from iotistic_agent.anomaly.config import AnomalyConfig
 from iotistic_agent.anomaly.detector import SeriesDetector, tail_score
+from iotistic_agent.anomaly.episodes import AlertEpisode
 from iotistic_agent.anomaly.ml import Forecasts, create_forecasts, stronger
 from iotistic_agent.anomaly.models import SEVERITY_RANK, Detection, Quality, Severity
 
 log = logging.getLogger(__name__)
 
 MAX_MAGNITUDE = 1e100
+PRUNE_INTERVAL_MS = 600_000  # idle series are looked for at most this often (O(series))
 UNCERTAIN_CONFIDENCE = 0.5  # confidence multiplier for UNCERTAIN points
 _QUALITIES: dict[str, Quality] = {"GOOD": "GOOD", "UNCERTAIN": "UNCERTAIN", "BAD": "BAD"}
 
@@ -51,7 +53,10 @@ class AnomalyDetectionService:
         self.config = config or AnomalyConfig()
         self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
         self._series: dict[tuple[str, str], SeriesDetector] = {}
-        self._last_alert: dict[tuple[str, str], tuple[int, int]] = {}  # key -> (ts, rank)
+        self._episodes: dict[tuple[str, str], AlertEpisode] = {}
+        # Wall-clock ms of each series' last reading (sensor timestamps may be replayed).
+        self._seen: dict[tuple[str, str], int] = {}
+        self._next_prune = 0
         self._rejected_keys: set[tuple[str, str]] = set()
         self.history: deque[Detection] = deque(maxlen=self.config.history_size)
         self.counters: dict[str, int] = {
@@ -70,6 +75,8 @@ class AnomalyDetectionService:
         restart = config.window_size != self.config.window_size
         if restart:
             self._series.clear()
+            self._episodes.clear()
+            self._seen.clear()
         if config.ml_enabled != self.config.ml_enabled:
             self._forecasts = create_forecasts(config)
         elif self._forecasts is not None:
@@ -82,6 +89,25 @@ class AnomalyDetectionService:
     def forecast_count(self) -> int:
         """Series with an LSTM forecaster (0 when ML is off or numpy is missing)."""
         return 0 if self._forecasts is None else len(self._forecasts)
+
+    def prune_idle(self, now_ms: int) -> int:
+        """Forget the series without a reading for ``series_idle_ms``; how many went."""
+        self._next_prune = now_ms + PRUNE_INTERVAL_MS
+        cutoff = now_ms - self.config.series_idle_ms
+        idle = [key for key, seen in self._seen.items() if seen < cutoff]
+        for key in idle:
+            del self._seen[key]
+            self._series.pop(key, None)
+            self._episodes.pop(key, None)
+            if self._forecasts is not None:
+                self._forecasts.discard(key)
+        if idle:
+            log.info(
+                "anomaly detection forgot %d series without a reading for %d s",
+                len(idle),
+                self.config.series_idle_ms // 1000,
+            )
+        return len(idle)
 
     @property
     def series_count(self) -> int:
@@ -139,12 +165,16 @@ class AnomalyDetectionService:
         if q == "BAD":  # never learned from, never alerted on
             self.counters["bad_quality"] += 1
             return _nothing()
+        now = self._clock_ms()
+        if now >= self._next_prune:
+            self.prune_idle(now)
         detector = self._series.get(key)
         if detector is None:
-            if len(self._series) >= self.config.max_series:
+            if len(self._series) >= self.config.max_series and not self.prune_idle(now):
                 self._reject(key, value, timestamp, quality, reason="too many series")
                 return _nothing()
             detector = self._series[key] = SeriesDetector(self.config.window_size)
+        self._seen[key] = now
 
         forecasts = self._forecasts
         lstm_sigma, lstm = (0.0, None) if forecasts is None else forecasts.step(key, x, self.config)
@@ -156,7 +186,10 @@ class AnomalyDetectionService:
         if forecasts is not None:
             score = max(score, tail_score(lstm_sigma))
             finding = stronger(finding, lstm)
+        episode = self._episodes.get(key)
         if finding is None:
+            if episode is not None:
+                episode.calm()
             return PointResult(score, [])
 
         severity: Severity = finding.severity
@@ -166,11 +199,11 @@ class AnomalyDetectionService:
             if severity == "critical":
                 severity = "warning"
         rank = SEVERITY_RANK[severity]
-        last = self._last_alert.get(key)
-        if last is not None and ts - last[0] < self.config.cooldown_ms and rank <= last[1]:
+        if episode is None:
+            episode = self._episodes[key] = AlertEpisode()
+        if not episode.admit(ts, rank, self.config.cooldown_ms):
             self.counters["suppressed"] += 1
             return PointResult(score, [])
-        self._last_alert[key] = (ts, rank)
         detection = Detection(
             timestamp=ts,
             source=source,

@@ -92,6 +92,9 @@ class SlidingWindow:
             return ordered[low]
         return ordered[low] + (ordered[low + 1] - ordered[low]) * fraction
 
+    def as_extreme(self, x: float, median: float) -> int:
+        return as_extreme(self._sorted, x, median)
+
     def median(self) -> float:
         ordered = self._sorted
         n = len(ordered)
@@ -114,6 +117,39 @@ class SlidingWindow:
             _kth_deviation(ordered, median, split, half - 1)
             + _kth_deviation(ordered, median, split, half)
         ) / 2.0
+
+
+def as_extreme(ordered: list[float], x: float, median: float) -> int:
+    """How many of the sorted values are at least as far out as ``x``, on its side of
+    ``median``: O(log n)."""
+    if x >= median:
+        return len(ordered) - bisect_left(ordered, x)
+    return bisect_right(ordered, x)
+
+
+class SortedRing:
+    """The last N values kept sorted, for rank questions only (no moments): the detector's
+    long memory of a series, fed one point in every few."""
+
+    __slots__ = ("_sorted", "_values", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._values: deque[float] = deque()
+        self._sorted: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def push(self, x: float) -> None:
+        if len(self._values) == self.size:
+            old = self._values.popleft()
+            del self._sorted[bisect_left(self._sorted, old)]
+        self._values.append(x)
+        insort(self._sorted, x)
+
+    def as_extreme(self, x: float, median: float) -> int:
+        return as_extreme(self._sorted, x, median)
 
 
 def _kth_deviation(ordered: list[float], m: float, split: int, k: int) -> float:
