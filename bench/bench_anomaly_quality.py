@@ -98,10 +98,11 @@ class Tally:
         scored = self.tp + self.fp
         precision = self.tp / scored if scored else None
         recall = self.detected / self.windows if self.windows else None
-        f1: float | None = None
-        if precision is not None and recall is not None:
-            total = precision + recall
-            f1 = 2 * precision * recall / total if total else 0.0
+        f1 = _f1(precision, recall)
+        # Event precision counts a detected window once however many alerts it drew, so
+        # de-duplicating alerts inside a window is not scored as lost precision.
+        events = self.detected + self.fp
+        event_precision = self.detected / events if events else None
         return {
             "points": self.points,
             "windows": self.windows,
@@ -111,6 +112,8 @@ class Tally:
             "precision": _round(precision),
             "recall": _round(recall),
             "f1": _round(f1),
+            "event_precision": _round(event_precision),
+            "event_f1": _round(_f1(event_precision, recall)),
             "fp_per_1k_points": round(1000 * self.fp / self.points, 3) if self.points else 0.0,
         }
 
@@ -460,10 +463,18 @@ def _fmt(x: float | None, digits: int = 2) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
+def _f1(precision: float | None, recall: float | None) -> float | None:
+    if precision is None or recall is None:
+        return None
+    total = precision + recall
+    return 2 * precision * recall / total if total else 0.0
+
+
 def print_corpus(title: str, report: dict[str, Any], worst: int) -> None:
     print(f"\n=== {title} ===")
     print(
         f"{'sensitivity':<11} {'floor':<9} {'precision':>9} {'recall':>7} {'F1':>5} "
+        f"{'event P':>7} {'event F1':>8} "
         f"{'FP/1k pts':>9} {'in-window':>9} {'FP':>6} {'windows hit':>11}"
     )
     for sensitivity in SENSITIVITIES:
@@ -471,7 +482,9 @@ def print_corpus(title: str, report: dict[str, Any], worst: int) -> None:
             m = report[sensitivity][floor_name]["overall"]
             print(
                 f"{sensitivity:<11} {floor_name:<9} {_fmt(m['precision']):>9} "
-                f"{_fmt(m['recall']):>7} {_fmt(m['f1']):>5} {m['fp_per_1k_points']:>9.2f} "
+                f"{_fmt(m['recall']):>7} {_fmt(m['f1']):>5} "
+                f"{_fmt(m['event_precision']):>7} {_fmt(m['event_f1']):>8} "
+                f"{m['fp_per_1k_points']:>9.2f} "
                 f"{m['detections_in_windows']:>9} {m['false_positives']:>6} "
                 f"{m['windows_detected']:>5}/{m['windows']:<5}"
             )
