@@ -13,6 +13,7 @@ from .services.anomalies import AnomalyService
 from .services.devices import DeviceService
 from .services.exchanges import ExchangeService
 from .services.keys import KeyService
+from .services.logs import LogService
 from .services.registration import RegistrationService
 from .services.reports import ReportService
 from .services.targets import TargetService
@@ -31,6 +32,7 @@ class Cloud:
     targets: TargetService
     reports: ReportService
     anomalies: AnomalyService
+    logs: LogService
     # None when broker management is off (no MQTT_PASSWORD).
     mqtt: MqttLink | None
 
@@ -56,5 +58,11 @@ def build_cloud(
         targets=TargetService(database, accounts),
         reports=reports,
         anomalies=AnomalyService(database),
+        logs=LogService(
+            database,
+            clock,
+            settings.log_retention_days,
+            settings.log_max_records_per_device,
+        ),
         mqtt=mqtt,
     )

@@ -15,6 +15,8 @@ DEFAULT_DATA_DIR: Final = Path("data/cloud")
 DEFAULT_MQTT_BROKER_URL: Final = "mqtt://127.0.0.1:1883"
 DEFAULT_OFFLINE_AFTER_S: Final = 60
 DEFAULT_KEY_EXCHANGE_TTL_S: Final = 600
+DEFAULT_LOG_RETENTION_DAYS: Final = 7
+DEFAULT_LOG_MAX_RECORDS_PER_DEVICE: Final = 100_000
 MIN_ADMIN_TOKEN_CHARS: Final = 16
 _MQTT_DEFAULT_PORTS: Final = {"mqtt": 1883, "mqtts": 8883}
 DEFAULT_MQTT_USERNAME: Final = CLOUD_MQTT_USERNAME
@@ -66,6 +68,9 @@ class Settings:
     key_exchange_ttl_s: int
     # None: broker management is off (no MQTT_PASSWORD); devices get credentials all the same.
     mqtt_admin: MqttAdmin | None = None
+    # Device logs: kept this many days after they arrive, at most this many per device.
+    log_retention_days: int = DEFAULT_LOG_RETENTION_DAYS
+    log_max_records_per_device: int = DEFAULT_LOG_MAX_RECORDS_PER_DEVICE
 
     @property
     def is_sqlite(self) -> bool:
@@ -93,6 +98,12 @@ class Settings:
             offline_after_s=_positive_int(env, "DEVICE_OFFLINE_AFTER_S", DEFAULT_OFFLINE_AFTER_S),
             key_exchange_ttl_s=_positive_int(env, "KEY_EXCHANGE_TTL_S", DEFAULT_KEY_EXCHANGE_TTL_S),
             mqtt_admin=mqtt_admin_from_env(env),
+            log_retention_days=_bounded_int(
+                env, "LOG_RETENTION_DAYS", DEFAULT_LOG_RETENTION_DAYS, 3650
+            ),
+            log_max_records_per_device=_bounded_int(
+                env, "LOG_MAX_RECORDS_PER_DEVICE", DEFAULT_LOG_MAX_RECORDS_PER_DEVICE, 10**9
+            ),
         )
 
 
@@ -231,4 +242,17 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name} must be a whole number of seconds, got {raw!r}") from None
     if not 1 <= value <= 10 * 365 * 24 * 3600:
         raise SettingsError(f"{name} must be between 1 and 315360000 seconds, got {value}")
+    return value
+
+
+def _bounded_int(env: Mapping[str, str], name: str, default: int, maximum: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if not 1 <= value <= maximum:
+        raise SettingsError(f"{name} must be between 1 and {maximum}, got {value}")
     return value

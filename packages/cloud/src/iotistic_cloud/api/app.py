@@ -17,7 +17,7 @@ from ..db.engine import Database
 from ..db.migrate import upgrade
 from ..limits import MAX_BODY_BYTES
 from ..settings import Settings
-from . import admin_routes, device_routes, health_routes, provisioning_routes
+from . import admin_routes, device_routes, health_routes, log_routes, provisioning_routes
 from .body_limit import BodyLimitMiddleware
 from .errors import install_error_handlers
 from .openapi import install_openapi
@@ -66,5 +66,7 @@ def create_app(
     install_openapi(app)
     for module in (health_routes, provisioning_routes, device_routes, admin_routes):
         app.include_router(module.router)
+    app.include_router(log_routes.device_router)
+    app.include_router(log_routes.admin_router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     return app

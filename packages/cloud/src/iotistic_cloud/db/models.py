@@ -140,3 +140,32 @@ class DeviceAnomaly(Base):
     method: Mapped[str] = mapped_column(String(32))
     severity: Mapped[str] = mapped_column(String(16))
     detection: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+
+
+class DeviceLog(Base):
+    """Log records devices uploaded, one row per (device, seq); see services/logs.py for the
+    retention. ``timestamp`` is kept as the device sent it, ``ts_us`` is the same instant in
+    Unix microseconds for range queries."""
+
+    __tablename__ = "device_logs"
+    __table_args__ = (
+        UniqueConstraint("device_uuid", "seq", name="uq_device_logs_device_uuid_seq"),
+        Index("ix_device_logs_device_uuid_received_at", "device_uuid", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    device_uuid: Mapped[str] = mapped_column(ForeignKey("devices.uuid", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    timestamp: Mapped[str] = mapped_column(String(40))
+    ts_us: Mapped[int] = mapped_column(BigInteger)
+    level: Mapped[str] = mapped_column(String(8))
+    source: Mapped[str] = mapped_column(String(16))
+    component: Mapped[str | None] = mapped_column(String(255))
+    app: Mapped[str | None] = mapped_column(String(255))
+    service: Mapped[str | None] = mapped_column(String(255))
+    stream: Mapped[str | None] = mapped_column(String(8))
+    message: Mapped[str] = mapped_column(Text)
+    truncated: Mapped[bool] = mapped_column(Boolean)
+    # JSON text as received (re-serialised); None when the record had no context.
+    context: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)

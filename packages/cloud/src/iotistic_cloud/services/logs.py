@@ -1,0 +1,169 @@
+"""Device logs: stored once per (device, seq), pruned by age and count, queried and followed.
+
+An upload is one transaction: a bulk ``INSERT ... ON CONFLICT DO NOTHING RETURNING seq``
+(SQLAlchemy sends it as multi-row statements; a seq already stored is skipped and counted as a
+duplicate), then the device's highest seq. Retention runs in the same transaction after an
+upload, at most once per PRUNE_INTERVAL per device and process: rows that arrived more than
+LOG_RETENTION_DAYS ago go, and so do rows with ``seq <= last - LOG_MAX_RECORDS_PER_DEVICE``
+(sequence numbers are unique, so at most that many stay; gaps in a device's sequence only
+make it fewer). Both deletes use an index. A device that stops uploading keeps its last
+records until it is deleted (its rows go with it).
+
+Follow polls the database (every FOLLOW_POLL_S) for records past the last one seen, so it
+works with any number of cloud replicas behind a load balancer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from iotistic_contracts.logs import LogRecord, LogUploadResult
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..clock import Clock
+from ..db.engine import Database
+from ..db.models import Device, DeviceLog
+from .device_auth import find_device, mark_seen, require_own, seen_is_stale
+from .errors import NotFound
+from .log_input import storable_text, timestamp_us
+from .log_query import LogFilter, LogPage, filtered, record_view
+
+PRUNE_INTERVAL: Final = timedelta(minutes=1)
+FOLLOW_POLL_S: Final = 0.5
+
+
+@dataclass(frozen=True)
+class Uploader:
+    uuid: str
+    last_seen: datetime | None
+
+
+class LogService:
+    def __init__(
+        self, database: Database, clock: Clock, retention_days: int, max_per_device: int
+    ) -> None:
+        self._db = database
+        self._clock = clock
+        self._retention = timedelta(days=retention_days)
+        self._max_per_device = max_per_device
+        # When this process last pruned each device (a replica prunes on its own schedule).
+        self._pruned_at: dict[str, datetime] = {}
+
+    async def authenticate(self, api_key: str, path_uuid: str) -> Uploader:
+        """The device owning the key, which must be the one in the path (403 otherwise)."""
+        async with self._db.reads.connect() as conn:
+            row = await find_device(conn, api_key)
+        require_own(row.uuid, path_uuid)
+        return Uploader(row.uuid, row.last_seen)
+
+    async def store(self, uploader: Uploader, records: list[LogRecord]) -> LogUploadResult:
+        now = self._clock()
+        rows = [_row(uploader.uuid, record, now) for record in records]
+        async with self._db.write_connection() as conn:
+            accepted = await _insert(conn, rows) if rows else 0
+            last = await _last_seq(conn, uploader.uuid)
+            if accepted and self._prune_due(uploader.uuid, now):
+                await self._prune(conn, uploader.uuid, last, now)
+        if seen_is_stale(uploader.last_seen, now):
+            await mark_seen(self._db, uploader.uuid, now)
+        return LogUploadResult(accepted=accepted, duplicates=len(rows) - accepted, lastSeq=last)
+
+    def _prune_due(self, device_uuid: str, now: datetime) -> bool:
+        previous = self._pruned_at.get(device_uuid)
+        if previous is not None and now - previous < PRUNE_INTERVAL:
+            return False
+        self._pruned_at[device_uuid] = now
+        return True
+
+    async def _prune(
+        self, conn: AsyncConnection, device_uuid: str, last: int, now: datetime
+    ) -> None:
+        mine = DeviceLog.device_uuid == device_uuid
+        await conn.execute(
+            delete(DeviceLog).where(mine, DeviceLog.received_at < now - self._retention)
+        )
+        if last > self._max_per_device:
+            await conn.execute(
+                delete(DeviceLog).where(mine, DeviceLog.seq <= last - self._max_per_device)
+            )
+
+    async def query(
+        self, device_uuid: str, where: LogFilter, limit: int, after_seq: int | None = None
+    ) -> LogPage:
+        """With ``after_seq``: the first ``limit`` matches after it; without: the newest
+        ``limit``. Either way oldest first."""
+        async with self._db.reads.connect() as conn:
+            if await conn.scalar(select(Device.uuid).where(Device.uuid == device_uuid)) is None:
+                raise NotFound(f"device {device_uuid} does not exist")
+            top = await _last_seq(conn, device_uuid)
+            stmt = filtered(device_uuid, where).where(DeviceLog.seq <= top)
+            if after_seq is None:
+                stmt = stmt.order_by(DeviceLog.seq.desc()).limit(limit)
+                rows = list(reversed((await conn.execute(stmt)).all()))
+                return LogPage([record_view(r) for r in rows], top)
+            stmt = stmt.where(DeviceLog.seq > after_seq).order_by(DeviceLog.seq).limit(limit)
+            rows = list((await conn.execute(stmt)).all())
+        last = rows[-1].seq if len(rows) == limit else max(top, after_seq)
+        return LogPage([record_view(r) for r in rows], last)
+
+    async def follow(
+        self,
+        device_uuid: str,
+        where: LogFilter,
+        limit: int,
+        after_seq: int | None = None,
+        poll_s: float = FOLLOW_POLL_S,
+    ) -> AsyncGenerator[list[dict[str, Any]], None]:
+        """The query's page, then each new batch of matches as it arrives (an empty batch
+        when nothing arrived within a poll: callers use it for heartbeats). Never ends."""
+        page = await self.query(device_uuid, where, limit, after_seq)
+        yield page.records
+        cursor = page.last_seq
+        while True:
+            await asyncio.sleep(poll_s)
+            page = await self.query(device_uuid, where, limit, cursor)
+            cursor = page.last_seq
+            yield page.records
+
+
+async def _insert(conn: AsyncConnection, rows: list[dict[str, Any]]) -> int:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(DeviceLog).on_conflict_do_nothing().returning(DeviceLog.seq)
+    result = await conn.execute(stmt, rows)
+    return len(result.all())
+
+
+async def _last_seq(conn: AsyncConnection, device_uuid: str) -> int:
+    stmt = select(func.max(DeviceLog.seq)).where(DeviceLog.device_uuid == device_uuid)
+    return int(await conn.scalar(stmt) or 0)
+
+
+def _row(device_uuid: str, record: LogRecord, now: datetime) -> dict[str, Any]:
+    return {
+        "device_uuid": device_uuid,
+        "seq": record.seq,
+        "timestamp": record.timestamp,
+        "ts_us": timestamp_us(record.timestamp),
+        "level": record.level,
+        "source": record.source,
+        "component": _text(record.component),
+        "app": _text(record.app),
+        "service": _text(record.service),
+        "stream": record.stream,
+        "message": storable_text(record.message),
+        "truncated": record.truncated,
+        # ASCII JSON: escapes NUL and lone surrogates, which a text column refuses.
+        "context": None if record.context is None else json.dumps(record.context),
+        "received_at": now,
+    }
+
+
+def _text(value: str | None) -> str | None:
+    return None if value is None else storable_text(value)
