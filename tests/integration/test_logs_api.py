@@ -192,7 +192,7 @@ class CountingEngine(DockerEngine):
     closed = 0
 
     async def container_logs(
-        self, container_id: str, *, tail: int, follow: bool, since: float | None = None
+        self, container_id: str, *, tail: int | None, follow: bool, since: float | None = None
     ) -> AsyncIterator[ContainerLogLine]:
         self.opened += 1
         try:

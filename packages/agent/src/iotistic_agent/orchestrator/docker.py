@@ -430,7 +430,7 @@ class DockerEngine:
     # -- logs --------------------------------------------------------------------------
 
     async def container_logs(
-        self, container_id: str, *, tail: int, follow: bool, since: float | None = None
+        self, container_id: str, *, tail: int | None, follow: bool, since: float | None = None
     ) -> AsyncIterator[ContainerLogLine]:
         """Stream `GET /containers/{id}/logs` (both streams, timestamps) as lines; see
         `logs/container_logs.py` for the engine's framing. `tail` counts the engine's log
@@ -444,7 +444,7 @@ class DockerEngine:
             "stdout": "1",
             "stderr": "1",
             "timestamps": "1",
-            "tail": str(max(0, tail)),
+            "tail": "all" if tail is None else str(max(0, tail)),
             "follow": "1" if follow else "0",
         }
         if since is not None:
@@ -460,7 +460,8 @@ class DockerEngine:
                 params["tail"] = "all"
                 if since is None or float(resume) >= since:
                     params["since"] = resume
-            if resume is not None or tail > 0:  # else nothing tells where to start
+            # Else nothing tells where to start.
+            if resume is not None or tail is None or tail > 0:
                 params["follow"] = "0"
                 decoder.next_body()
                 with contextlib.suppress(ContainerNotFound):  # removed meanwhile

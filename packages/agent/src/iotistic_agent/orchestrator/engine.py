@@ -89,10 +89,10 @@ class Engine(Protocol):
     async def update_container(self, container_id: str, spec: ServiceSpec) -> None: ...
 
     def container_logs(
-        self, container_id: str, *, tail: int, follow: bool, since: float | None = None
+        self, container_id: str, *, tail: int | None, follow: bool, since: float | None = None
     ) -> AsyncIterator[ContainerLogLine]:
-        """The container's last `tail` lines (after `since`, a UNIX time, if given), oldest
-        first; with `follow`, then every new line until the container stops. An async
+        """The container's last `tail` lines (all of them for None; after `since`, a UNIX
+        time, if given), oldest first; with `follow`, then every new line until the container stops. An async
         generator: close it (`aclose`) to stop early. Raises ContainerNotFound for an unknown
         container, EngineUnavailable when the engine cannot be reached."""
         ...

@@ -127,7 +127,7 @@ class MemoryEngine:
         )
 
     async def container_logs(
-        self, container_id: str, *, tail: int, follow: bool, since: float | None = None
+        self, container_id: str, *, tail: int | None, follow: bool, since: float | None = None
     ) -> AsyncIterator[ContainerLogLine]:
         """The recorded lines; nothing is ever appended later, so `follow` ends at once."""
         if container_id not in self.containers and container_id not in self.logs:
@@ -135,7 +135,9 @@ class MemoryEngine:
         lines = self.logs.get(container_id, [])
         if since is not None:
             lines = [line for line in lines if _epoch(line.timestamp) >= since]
-        for line in lines[-tail:] if tail > 0 else []:
+        if tail is not None:
+            lines = lines[-tail:] if tail > 0 else []
+        for line in lines:
             yield line
 
 
