@@ -83,7 +83,7 @@ class SyncClient:
                     body = await response.content.read(MAX_TARGET_BYTES + 1)
                     new_etag = response.headers.get("ETag")
         except CloudError as exc:
-            raise _as_sync_error(exc) from None
+            raise as_sync_error(exc) from None
         if len(body) > MAX_TARGET_BYTES:
             raise Rejected(f"target state from the cloud is larger than {MAX_TARGET_BYTES} bytes")
         return Fetched(self._own_target(body), new_etag, wanted)
@@ -128,14 +128,14 @@ class SyncClient:
                     await raise_for_cloud_error(response)
                     answer = await response.json(content_type=None)
         except CloudError as exc:
-            raise _as_sync_error(exc) from None
+            raise as_sync_error(exc) from None
         except ValueError as exc:
             raise SyncFailure("cloud answered a report with something that is not JSON") from exc
         status = answer.get("status") if isinstance(answer, dict) else None
         return str(status or "accepted")
 
 
-def _as_sync_error(exc: CloudError) -> Exception:
+def as_sync_error(exc: CloudError) -> Exception:
     # Server trouble, throttling and lost authorisation may all pass: retry with backoff.
     # Anything else is a "no" to this very request: retrying it cannot help.
     status = exc.status

@@ -1,0 +1,190 @@
+"""Follows the output of every container the agent manages and hands each line, tagged with
+its app, service and stream, to the log shipper.
+
+Containers come from the reconciler's latest engine snapshot (no extra engine calls). A
+running container gets a follower; a stopped one is read once more after it stopped (its last
+lines, or the whole output of a short-lived job). Each follower starts from the container's
+cursor in the outbox: Docker's ``since`` takes whole seconds here (a float cannot carry
+nanoseconds), and the lines of that second that were already stored are skipped by exact
+timestamp and count. So an agent restart neither repeats nor loses a line, as long as the
+engine still has it (a removed container takes its log with it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from iotistic_contracts.logs import MAX_LOG_MESSAGE_CHARS
+
+from ..orchestrator.engine import ContainerLogLine, ContainerNotFound, Engine, EngineError
+from ..orchestrator.model import ContainerInfo, EngineSnapshot
+from .container_logs import timestamp_key
+from .outbox import Cursor
+
+log = logging.getLogger("iotistic.logs.containers")
+
+SCAN_INTERVAL_S: Final = 1.0
+_ENGINE_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z")
+
+Put = Callable[[dict[str, Any], tuple[str, Cursor]], Any]
+
+
+class ResumePoint:
+    """Skips what the outbox already holds, and gives the cursor after each new line.
+
+    The cursor is the newest timestamp stored and how many stored lines carry exactly it.
+    stdout and stderr are stamped by separate engine tasks, so a line may arrive a moment
+    "older" than the one before it: once past the resume point such a line is stored like any
+    other and the cursor stays on the newest timestamp.
+    """
+
+    __slots__ = ("_count", "_key", "_resuming", "_skip", "_timestamp")
+
+    def __init__(self, cursor: Cursor | None) -> None:
+        self._key = timestamp_key(cursor.timestamp) if cursor else None
+        self._timestamp = cursor.timestamp if cursor else ""
+        self._count = cursor.count if cursor else 0
+        self._skip = self._count
+        self._resuming = self._key is not None
+
+    @property
+    def since_s(self) -> float | None:
+        """Where the engine should start: the cursor's whole second (None: the beginning)."""
+        return None if self._key is None else float(self._key[0])
+
+    def advance(self, timestamp: str) -> Cursor | None:
+        """The cursor after this line, or None when the line was stored before."""
+        key = timestamp_key(timestamp)
+        if key is None:  # not the engine's UTC nanosecond form: nothing to compare
+            return Cursor(timestamp, 1)
+        if self._resuming:
+            assert self._key is not None
+            if key < self._key:
+                return None
+            if key == self._key and self._skip > 0:
+                self._skip -= 1
+                return None
+            self._resuming = False
+        if self._key is None or key > self._key:
+            self._key, self._timestamp, self._count = key, timestamp, 1
+        elif key == self._key:
+            self._count += 1
+        return Cursor(self._timestamp, self._count)
+
+
+def record_of(line: ContainerLogLine, app: str, service: str) -> dict[str, Any]:
+    message = line.message
+    truncated = len(message) > MAX_LOG_MESSAGE_CHARS
+    timestamp = line.timestamp
+    if not _ENGINE_TIMESTAMP.fullmatch(timestamp):
+        timestamp = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    fields: dict[str, Any] = {
+        "timestamp": timestamp,
+        "level": "info",
+        "source": "container",
+        "app": app,
+        "service": service,
+        "stream": line.stream,
+        "message": message[:MAX_LOG_MESSAGE_CHARS] if truncated else message,
+    }
+    if truncated:
+        fields["truncated"] = True
+    return fields
+
+
+class ContainerLogCollector:
+    def __init__(
+        self,
+        engine: Engine,
+        snapshot: Callable[[], EngineSnapshot | None],
+        app_name: Callable[[int], str | None],
+        cursor_of: Callable[[str], Cursor | None],
+        put: Callable[[dict[str, Any], tuple[str, Cursor]], Any],
+        forget_cursors: Callable[[set[str]], Any] | None = None,
+        scan_interval_s: float = SCAN_INTERVAL_S,
+    ) -> None:
+        self._engine = engine
+        self._snapshot = snapshot
+        self._app_name = app_name
+        self._cursor_of = cursor_of
+        self._put = put
+        self._forget_cursors = forget_cursors
+        self._interval_s = scan_interval_s
+        self._followers: dict[str, asyncio.Task[None]] = {}
+        # Containers read to their end while stopped: container id -> the start it ended.
+        self._read_to_end: dict[str, float] = {}
+        self._failing: set[str] = set()
+        self.lines = 0
+
+    @property
+    def following(self) -> int:
+        return len(self._followers)
+
+    async def run(self) -> None:
+        try:
+            while True:
+                self.scan()
+                await asyncio.sleep(self._interval_s)
+        finally:
+            followers = list(self._followers.values())
+            for task in followers:
+                task.cancel()
+            await asyncio.gather(*followers, return_exceptions=True)
+
+    def scan(self) -> None:
+        """Start a follower for every container that may have lines not yet read."""
+        snapshot = self._snapshot()
+        if snapshot is None:
+            return
+        present = {c.id for c in snapshot.containers}
+        for container in snapshot.containers:
+            if container.id in self._followers:
+                continue
+            stopped_and_read = self._read_to_end.get(container.id) == container.started_at
+            if not container.is_running and stopped_and_read:
+                continue
+            self._followers[container.id] = asyncio.create_task(
+                self._follow(container), name=f"logs-{container.id[:12]}"
+            )
+        for gone in [c for c in self._read_to_end if c not in present]:
+            del self._read_to_end[gone]
+        if self._forget_cursors is not None and snapshot.containers:
+            self._forget_cursors(present | set(self._followers))
+
+    async def _follow(self, container: ContainerInfo) -> None:
+        app = self._app_name(container.app_id) or str(container.app_id)
+        what = f"{app}/{container.service_name} ({container.id[:12]})"
+        try:
+            resume = ResumePoint(await asyncio.to_thread(self._cursor_of, container.id))
+            lines = self._engine.container_logs(
+                container.id, tail=None, follow=True, since=resume.since_s
+            )
+            try:
+                async for line in lines:
+                    cursor = resume.advance(line.timestamp)
+                    if cursor is None:
+                        continue
+                    await self._put(
+                        record_of(line, app, container.service_name), (container.id, cursor)
+                    )
+                    self.lines += 1
+            finally:
+                close = getattr(lines, "aclose", None)
+                if close is not None:
+                    await close()
+            if not container.is_running:
+                self._read_to_end[container.id] = container.started_at
+            self._failing.discard(container.id)
+        except ContainerNotFound:
+            self._read_to_end[container.id] = container.started_at
+        except EngineError as exc:
+            if container.id not in self._failing:
+                self._failing.add(container.id)
+                log.warning("cannot read the output of %s: %s", what, exc)
+        finally:
+            self._followers.pop(container.id, None)

@@ -1,0 +1,161 @@
+"""The disk buffer of log records on their way to the cloud, with the container log cursors.
+
+A SQLite file of its own (``<data dir>/log-outbox.sqlite``), so that a burst of container
+output never holds the lock of the agent's main database. Every record gets the device's next
+sequence number when it is stored; uploads read the oldest first and delete them once the
+cloud took them. The cursor of a container (the engine timestamp of the last line stored and
+how many lines carried exactly that timestamp) is written in the same transaction as its
+lines, so after a restart the agent resumes exactly after what it stored: no line twice, none
+missing.
+
+Bounded: beyond ``max_records`` the oldest are dropped (counted, and visible to the cloud as a
+gap in the sequence). ``synchronous=NORMAL``: a power cut may lose the last second of log
+lines, never the file.
+
+Not thread-safe on its own: the shipper calls it from one worker thread at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS records (seq INTEGER PRIMARY KEY, body TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS cursors ("
+    " container TEXT PRIMARY KEY, timestamp TEXT NOT NULL, count INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """The last stored line of a container: its engine timestamp, and how many stored lines
+    carry exactly that timestamp (the engine may give several lines the same one)."""
+
+    timestamp: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    first_seq: int
+    last_seq: int
+    dropped: int  # oldest records dropped to stay within the bound
+
+
+class LogOutbox:
+    def __init__(self, path: Path, max_records: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600, exist_ok=True)
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA busy_timeout=5000")
+        with self._transaction():
+            for statement in _SCHEMA:
+                self._conn.execute(statement)
+        self.max_records = max_records
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def _counter(self, name: str) -> int:
+        row = self._conn.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def _set_counter(self, name: str, value: int) -> None:
+        self._conn.execute(
+            "INSERT INTO counters (name, value) VALUES (?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            (name, value),
+        )
+
+    def store(
+        self, records: Sequence[Mapping[str, Any]], cursors: Mapping[str, Cursor] | None = None
+    ) -> Stored:
+        """Number and store ``records`` (record fields without ``seq``), and move the given
+        container cursors, in one transaction."""
+        with self._transaction():
+            last = self._counter("last_seq")
+            first = last + 1
+            rows = []
+            for offset, fields in enumerate(records):
+                seq = first + offset
+                # default=str: a context value that JSON cannot carry travels as its text.
+                body = json.dumps(
+                    {"seq": seq, **fields}, separators=(",", ":"), ensure_ascii=False, default=str
+                )
+                rows.append((seq, body))
+            self._conn.executemany("INSERT INTO records (seq, body) VALUES (?, ?)", rows)
+            last += len(rows)
+            self._set_counter("last_seq", last)
+            for container, cursor in (cursors or {}).items():
+                self._conn.execute(
+                    "INSERT INTO cursors (container, timestamp, count) VALUES (?, ?, ?) "
+                    "ON CONFLICT(container) DO UPDATE SET "
+                    "timestamp = excluded.timestamp, count = excluded.count",
+                    (container, cursor.timestamp, cursor.count),
+                )
+            # Sequence numbers are contiguous from the oldest kept: the bound is arithmetic.
+            dropped = self._conn.execute(
+                "DELETE FROM records WHERE seq <= ?", (last - self.max_records,)
+            ).rowcount
+            if dropped:
+                self._set_counter("dropped", self._counter("dropped") + dropped)
+        return Stored(first, last, int(dropped))
+
+    def oldest(self, max_records: int, max_bytes: int) -> list[tuple[int, str]]:
+        """The oldest records, as many as fit in ``max_bytes`` of NDJSON (at least one)."""
+        out: list[tuple[int, str]] = []
+        size = 0
+        for seq, body in self._conn.execute(
+            "SELECT seq, body FROM records ORDER BY seq LIMIT ?", (max_records,)
+        ):
+            size += len(body.encode("utf-8")) + 1
+            if out and size > max_bytes:
+                break
+            out.append((int(seq), str(body)))
+        return out
+
+    def remove_through(self, seq: int) -> None:
+        self._conn.execute("DELETE FROM records WHERE seq <= ?", (seq,))
+
+    def pending(self) -> int:
+        row = self._conn.execute("SELECT MIN(seq), MAX(seq) FROM records").fetchone()
+        return 0 if row[0] is None else int(row[1]) - int(row[0]) + 1
+
+    def dropped(self) -> int:
+        return self._counter("dropped")
+
+    def last_seq(self) -> int:
+        return self._counter("last_seq")
+
+    def cursor(self, container: str) -> Cursor | None:
+        row = self._conn.execute(
+            "SELECT timestamp, count FROM cursors WHERE container = ?", (container,)
+        ).fetchone()
+        return None if row is None else Cursor(str(row[0]), int(row[1]))
+
+    def forget_cursors(self, keep: set[str]) -> int:
+        """Drop the cursors of containers that no longer exist."""
+        known = [str(row[0]) for row in self._conn.execute("SELECT container FROM cursors")]
+        gone = [(c,) for c in known if c not in keep]
+        if gone:
+            self._conn.executemany("DELETE FROM cursors WHERE container = ?", gone)
+        return len(gone)

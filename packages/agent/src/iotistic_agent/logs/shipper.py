@@ -1,0 +1,226 @@
+"""Log records in, cloud out: a bounded queue, a writer that stores batches in the outbox, and
+an uploader that sends the oldest stored records first.
+
+Memory stays bounded whatever the containers print: ``put`` (container lines) waits while the
+queue is full, so a follower stops reading from the engine (which keeps the lines in its own
+log file) until the writer has stored what came before; ``offer`` (the agent's own records,
+from any thread) never waits and drops when the queue is full, counting what it dropped.
+
+Uploads run every ``interval_s``, and at once whenever a full upload's worth is waiting, so a
+chatty container drains continuously instead of filling the outbox. A failed upload backs off
+through the same retry gate as cloud sync (15 s x2 up to 15 min, circuit breaker); the
+records stay in the outbox (on disk) and go, oldest first, when the cloud is back. An upload
+the cloud refuses outright (4xx other than auth and throttling) is dropped with an error log:
+retrying the same bytes cannot help, and it must not block everything behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from iotistic_contracts.logs import MAX_LOG_RECORDS_PER_UPLOAD, MAX_LOG_UPLOAD_BYTES
+
+from ..cloud.client import Rejected, SyncFailure
+from ..cloud.retry import RetryGate, RetryPolicy
+from .outbox import Cursor, LogOutbox
+from .uploader import LogUploader
+
+log = logging.getLogger("iotistic.logs.shipper")
+
+QUEUE_SIZE: Final = 2000
+WRITE_BATCH: Final = 1000
+# How long the writer waits to fill a batch: fewer, larger writes to the SD card.
+WRITE_DELAY_S: Final = 0.5
+# Uncompressed bytes of one upload; gzip only makes it smaller, so the cloud's limit holds.
+UPLOAD_BYTES: Final = MAX_LOG_UPLOAD_BYTES - 1024
+UPLOAD_RECORDS: Final = MAX_LOG_RECORDS_PER_UPLOAD
+
+Fields = Mapping[str, Any]
+Item = tuple[Fields, tuple[str, Cursor] | None]
+
+
+class LogShipper:
+    def __init__(
+        self,
+        outbox: LogOutbox,
+        uploader: LogUploader,
+        interval_s: float,
+        policy: RetryPolicy,
+        clock: Callable[[], float] = time.monotonic,
+        queue_size: int = QUEUE_SIZE,
+    ) -> None:
+        self.outbox = outbox
+        self.uploader = uploader
+        self.interval_s = interval_s
+        self.gate = RetryGate(policy, clock)
+        self._clock = clock
+        self._queue: asyncio.Queue[Item] = asyncio.Queue(queue_size)
+        self._filling: list[Item] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # The outbox is used from one worker thread at a time.
+        self._outbox_lock = asyncio.Lock()
+        self._upload_now = asyncio.Event()
+        self._idle = asyncio.Event()
+        self.shipped = 0
+        self.dropped_in_memory = 0
+        self.last_upload_at: float | None = None
+
+    # --- input ---------------------------------------------------------------------------
+
+    async def put(self, fields: Fields, cursor: tuple[str, Cursor] | None = None) -> None:
+        """A container line (waits while the queue is full) with its container's cursor."""
+        self._idle.clear()
+        await self._queue.put((fields, cursor))
+
+    def offer(self, fields: Fields) -> None:
+        """An agent record, from any thread; never blocks, dropped when the queue is full."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._offer(fields)
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._offer, fields)
+
+    def _offer(self, fields: Fields) -> None:
+        try:
+            self._queue.put_nowait((fields, None))
+            self._idle.clear()
+        except asyncio.QueueFull:
+            self.dropped_in_memory += 1
+
+    # --- running -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._writer())
+                group.create_task(self._uploader())
+        finally:
+            self._loop = None
+            self._store_left_over()
+
+    def upload_now(self) -> None:
+        self._upload_now.set()
+
+    async def _writer(self) -> None:
+        queue = self._queue
+        while True:
+            if queue.empty():
+                self._idle.set()
+            # Kept on the instance while it fills: a stop in the middle still stores it.
+            batch = self._filling
+            batch.append(await queue.get())
+            deadline = self._clock() + WRITE_DELAY_S
+            while len(batch) < WRITE_BATCH:
+                if not queue.empty():
+                    batch.append(queue.get_nowait())
+                    continue
+                remaining = deadline - self._clock()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(queue.get(), remaining))
+                except TimeoutError:
+                    break
+            # From here the worker thread owns the batch: once started, a store completes.
+            self._filling = []
+            await self._store(batch)
+
+    async def _store(self, batch: list[Item]) -> None:
+        records = [fields for fields, _ in batch]
+        cursors = dict(cursor for _, cursor in batch if cursor is not None)
+        async with self._outbox_lock:
+            stored = await asyncio.to_thread(self.outbox.store, records, cursors)
+            pending = await asyncio.to_thread(self.outbox.pending)
+        if stored.dropped:
+            log.warning(
+                "log outbox full (%d records): dropped the %d oldest; the cloud will see a gap",
+                self.outbox.max_records,
+                stored.dropped,
+            )
+        if pending >= UPLOAD_RECORDS:
+            self._upload_now.set()
+
+    async def _uploader(self) -> None:
+        while True:
+            wait_s = self.interval_s
+            if self.gate.next_attempt_at:
+                wait_s = max(0.0, self.gate.next_attempt_at - self._clock())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._upload_now.wait(), wait_s)
+            self._upload_now.clear()
+            await self.drain()
+
+    async def drain(self) -> bool:
+        """Upload what the outbox holds, oldest first; False when stopped by a failure."""
+        while True:
+            if self.gate.circuit_open or not self.gate.may_attempt():
+                return False
+            async with self._outbox_lock:
+                batch = await asyncio.to_thread(self.outbox.oldest, UPLOAD_RECORDS, UPLOAD_BYTES)
+            if not batch:
+                return True
+            last_seq = batch[-1][0]
+            try:
+                await self.uploader.upload([body for _, body in batch])
+            except Rejected as exc:
+                log.error(
+                    "the cloud refused a log upload of %d records (%s); they are dropped",
+                    len(batch),
+                    exc,
+                )
+            except SyncFailure as exc:
+                if self.gate.record_failure(str(exc)):
+                    log.error("log uploads keep failing; pausing them: %s", exc)
+                elif self.gate.errors == 1:
+                    log.warning("log upload failed, records kept on disk: %s", exc)
+                return False
+            else:
+                self.gate.record_success()
+                self.shipped += len(batch)
+                self.last_upload_at = self._clock()
+            async with self._outbox_lock:
+                await asyncio.to_thread(self.outbox.remove_through, last_seq)
+
+    async def settled(self) -> None:
+        """Wait until everything queued so far is stored in the outbox (tests, shutdown)."""
+        await self._idle.wait()
+
+    def _store_left_over(self) -> None:
+        """Stopping: what is still queued goes to disk (container cursors with it)."""
+        left, self._filling = self._filling, []
+        while not self._queue.empty():
+            left.append(self._queue.get_nowait())
+        if left:
+            with contextlib.suppress(Exception):
+                self.outbox.store(
+                    [fields for fields, _ in left],
+                    dict(cursor for _, cursor in left if cursor is not None),
+                )
+
+    def status(self) -> dict[str, Any]:
+        now = self._clock()
+        return {
+            "shipped": self.shipped,
+            "pending": self.outbox.pending(),
+            "droppedFromOutbox": self.outbox.dropped(),
+            "droppedInMemory": self.dropped_in_memory,
+            "bytesSent": self.uploader.bytes_sent,
+            "compressed": self.uploader.compress,
+            "lastUploadAgoS": None
+            if self.last_upload_at is None
+            else round(now - self.last_upload_at, 3),
+            **self.gate.describe(),
+        }

@@ -1,0 +1,154 @@
+"""Log shipping while the device is provisioned: the agent's own records (sampled) and every
+container's output go through the outbox to the cloud. Started with the cloud credentials
+(at start-up when provisioned, right after provisioning), stopped on deprovisioning."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from ..cloud.retry import RetryPolicy
+from ..orchestrator.engine import Engine
+from ..orchestrator.model import EngineSnapshot
+from ..store.device import CloudCredentials
+from ..task_slot import TaskSlot
+from .agent_records import ShippingHandler
+from .collector import ContainerLogCollector
+from .outbox import LogOutbox
+from .sampling import LevelSampler
+
+if TYPE_CHECKING:
+    from .shipper import LogShipper
+
+log = logging.getLogger("iotistic.logs.shipping")
+
+OUTBOX_FILE: Final = "log-outbox.sqlite"
+
+
+@dataclass(frozen=True)
+class ShippingSettings:
+    upload_interval_s: float
+    compress: bool
+    sampling: dict[str, float]
+    max_records: int
+    policy: RetryPolicy
+    data_dir: Path
+
+
+class LogShippingRun:
+    """One run of shipping with one set of credentials (replaced when they change)."""
+
+    def __init__(
+        self,
+        credentials: CloudCredentials,
+        settings: ShippingSettings,
+        engine: Engine,
+        snapshot: Callable[[], EngineSnapshot | None],
+        app_name: Callable[[int], str | None],
+        component: Callable[[str], str],
+        handler_filters: list[logging.Filter],
+    ) -> None:
+        self.credentials = credentials
+        self._settings = settings
+        self._engine = engine
+        self._snapshot = snapshot
+        self._app_name = app_name
+        self._component = component
+        self._filters = handler_filters
+        self.shipper: LogShipper | None = None
+        self.collector: ContainerLogCollector | None = None
+
+    async def run(self) -> None:
+        # Imported here: a device in local mode never loads the HTTP client side of shipping.
+        from ..provisioning.http import cloud_session
+        from .shipper import LogShipper
+        from .uploader import LogUploader
+
+        settings = self._settings
+        outbox = await asyncio.to_thread(
+            LogOutbox, settings.data_dir / OUTBOX_FILE, settings.max_records
+        )
+        handler: ShippingHandler | None = None
+        try:
+            session = cloud_session(self.credentials.ca_cert, self.credentials.verify_tls)
+            async with session:
+                uploader = LogUploader(session, self.credentials, settings.compress)
+                shipper = LogShipper(outbox, uploader, settings.upload_interval_s, settings.policy)
+                self.shipper = shipper
+                collector = ContainerLogCollector(
+                    self._engine,
+                    self._snapshot,
+                    self._app_name,
+                    outbox.cursor,
+                    shipper.put,
+                )
+                self.collector = collector
+                handler = ShippingHandler(
+                    shipper.offer, LevelSampler(settings.sampling), self._component
+                )
+                for log_filter in self._filters:
+                    handler.addFilter(log_filter)
+                logging.getLogger().addHandler(handler)
+                log.info(
+                    "log shipping started: every %.0f s to %s, %s",
+                    settings.upload_interval_s,
+                    self.credentials.endpoint,
+                    "gzip" if settings.compress else "uncompressed",
+                )
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(shipper.run())
+                    group.create_task(collector.run())
+        finally:
+            if handler is not None:
+                logging.getLogger().removeHandler(handler)
+            with contextlib.suppress(Exception):
+                outbox.close()
+
+    def status(self) -> dict[str, Any]:
+        shipper = self.shipper
+        if shipper is None:
+            return {"state": "starting"}
+        collector = self.collector
+        return {
+            "state": "running",
+            **shipper.status(),
+            "containersFollowed": 0 if collector is None else collector.following,
+        }
+
+
+class LogShippingService:
+    def __init__(self, make_run: Callable[[CloudCredentials], LogShippingRun]) -> None:
+        self._make_run = make_run
+        self._slot: TaskSlot[LogShippingRun] = TaskSlot("log-shipping")
+
+    @property
+    def current(self) -> LogShippingRun | None:
+        return self._slot.current
+
+    def start(self, credentials: CloudCredentials) -> None:
+        current = self._slot.current
+        if current is not None and current.credentials == credentials:
+            return
+        self._slot.replace(self._make_run(credentials))
+
+    def restart(self) -> None:
+        """New settings (`iotctl config set`): the running shipping starts over with them."""
+        current = self._slot.current
+        if current is not None:
+            self._slot.replace(self._make_run(current.credentials))
+
+    async def stop(self) -> None:
+        await self._slot.stop()
+
+    def stop_soon(self) -> None:
+        if self._slot.stop_soon():
+            log.info("log shipping stopped")
+
+    def status(self) -> dict[str, Any]:
+        current = self._slot.current
+        return {"state": "stopped"} if current is None else current.status()

@@ -1,0 +1,125 @@
+"""The log outbox (SQLite buffer of records on their way to the cloud) and the resume point
+that keeps container lines from being stored twice or skipped across agent restarts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from iotistic_agent.logs.collector import ResumePoint, record_of
+from iotistic_agent.logs.outbox import Cursor, LogOutbox
+from iotistic_agent.orchestrator.engine import ContainerLogLine
+from iotistic_contracts.logs import MAX_LOG_MESSAGE_CHARS, LogRecord
+
+TS = "2026-11-25T10:00:00.000000001Z"
+
+
+def fields(message: str) -> dict[str, object]:
+    return {"timestamp": TS, "level": "info", "source": "agent", "message": message}
+
+
+def test_records_get_contiguous_sequence_numbers_that_survive_a_reopen(tmp_path: Path) -> None:
+    outbox = LogOutbox(tmp_path / "o.sqlite", max_records=100)
+    first = outbox.store([fields("a"), fields("b")])
+    assert (first.first_seq, first.last_seq, first.dropped) == (1, 2, 0)
+    outbox.remove_through(2)  # uploaded
+    outbox.close()
+    again = LogOutbox(tmp_path / "o.sqlite", max_records=100)
+    stored = again.store([fields("c")])
+    assert stored.first_seq == 3  # never reused, even with the table empty
+    [(seq, body)] = again.oldest(10, 10_000)
+    record = LogRecord.model_validate_json(body)
+    assert (seq, record.seq, record.message) == (3, 3, "c")
+
+
+def test_the_cursor_moves_with_its_lines(tmp_path: Path) -> None:
+    outbox = LogOutbox(tmp_path / "o.sqlite", max_records=100)
+    assert outbox.cursor("c1") is None
+    outbox.store([fields("x")], {"c1": Cursor(TS, 2)})
+    assert outbox.cursor("c1") == Cursor(TS, 2)
+    outbox.store([], {"c1": Cursor("2026-11-25T10:00:01.000000000Z", 1)})
+    assert outbox.cursor("c1") == Cursor("2026-11-25T10:00:01.000000000Z", 1)
+    outbox.store([], {"c2": Cursor(TS, 1)})
+    assert outbox.forget_cursors({"c2"}) == 1
+    assert outbox.cursor("c1") is None and outbox.cursor("c2") is not None
+
+
+def test_a_failed_store_moves_no_cursor_and_stores_nothing(tmp_path: Path) -> None:
+    outbox = LogOutbox(tmp_path / "o.sqlite", max_records=100)
+    circular: dict[str, object] = {}
+    circular["self"] = circular
+    with pytest.raises(ValueError, match="Circular"):
+        outbox.store([fields("ok"), {**fields("bad"), "context": circular}], {"c1": Cursor(TS, 1)})
+    assert outbox.pending() == 0
+    assert outbox.cursor("c1") is None
+    assert outbox.store([fields("next")]).first_seq == 1
+
+
+def test_the_bound_drops_the_oldest_and_counts_them(tmp_path: Path) -> None:
+    outbox = LogOutbox(tmp_path / "o.sqlite", max_records=5)
+    outbox.store([fields(str(i)) for i in range(4)])
+    stored = outbox.store([fields(str(i)) for i in range(4, 8)])
+    assert stored.dropped == 3
+    assert outbox.pending() == 5
+    assert outbox.dropped() == 3
+    assert [seq for seq, _ in outbox.oldest(100, 1_000_000)] == [4, 5, 6, 7, 8]
+
+
+def test_oldest_fills_a_byte_budget_but_always_returns_one(tmp_path: Path) -> None:
+    outbox = LogOutbox(tmp_path / "o.sqlite", max_records=100)
+    outbox.store([fields("x" * 100) for _ in range(10)])
+    one_size = len(outbox.oldest(1, 1_000_000)[0][1]) + 1
+    assert len(outbox.oldest(100, 3 * one_size)) == 3
+    assert len(outbox.oldest(100, 1)) == 1
+    assert len(outbox.oldest(4, 1_000_000)) == 4
+
+
+def test_values_json_cannot_carry_travel_as_text(tmp_path: Path) -> None:
+    outbox = LogOutbox(tmp_path / "o.sqlite", max_records=100)
+    outbox.store([{**fields("m"), "context": {"path": tmp_path}}])
+    body = json.loads(outbox.oldest(1, 10_000)[0][1])
+    assert body["context"] == {"path": str(tmp_path)}
+
+
+# --- resume point ----------------------------------------------------------------------------
+
+
+def stamp(second: int, nanos: int) -> str:
+    return f"2026-11-25T10:00:{second:02d}.{nanos:09d}Z"
+
+
+def test_without_a_cursor_every_line_is_new_and_counted_per_timestamp() -> None:
+    resume = ResumePoint(None)
+    assert resume.since_s is None
+    assert resume.advance(stamp(1, 5)) == Cursor(stamp(1, 5), 1)
+    assert resume.advance(stamp(1, 5)) == Cursor(stamp(1, 5), 2)
+    assert resume.advance(stamp(2, 0)) == Cursor(stamp(2, 0), 1)
+
+
+def test_resuming_skips_exactly_what_was_stored() -> None:
+    resume = ResumePoint(Cursor(stamp(3, 7), 2))
+    assert resume.since_s == pytest.approx(1_795_600_803.0)
+    # The engine starts at the cursor's whole second: earlier lines of it were stored.
+    assert resume.advance(stamp(3, 1)) is None
+    assert resume.advance(stamp(3, 7)) is None
+    assert resume.advance(stamp(3, 7)) is None
+    # A third line with the same timestamp is new.
+    assert resume.advance(stamp(3, 7)) == Cursor(stamp(3, 7), 3)
+    assert resume.advance(stamp(4, 0)) == Cursor(stamp(4, 0), 1)
+    # stderr stamped a moment before stdout, once past the resume point: stored, cursor kept.
+    assert resume.advance(stamp(3, 9)) == Cursor(stamp(4, 0), 1)
+
+
+def test_record_of_a_container_line_is_a_valid_wire_record() -> None:
+    line = ContainerLogLine(stamp(5, 123), "stderr", "x" * (MAX_LOG_MESSAGE_CHARS + 10))
+    fields_ = record_of(line, "shop", "web")
+    record = LogRecord.model_validate({"seq": 1, **fields_})
+    assert (record.app, record.service, record.stream, record.source) == (
+        "shop",
+        "web",
+        "stderr",
+        "container",
+    )
+    assert record.truncated and len(record.message) == MAX_LOG_MESSAGE_CHARS
+    assert record.timestamp == stamp(5, 123)

@@ -1,0 +1,194 @@
+"""LogShipper against a fake uploader (pure logic): order, retries with records kept on disk,
+refused uploads dropped, and the agent-record handler's sampling and record shape."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from iotistic_agent.cloud.client import Rejected, SyncFailure
+from iotistic_agent.cloud.retry import RetryPolicy
+from iotistic_agent.logs.agent_records import ShippingHandler
+from iotistic_agent.logs.outbox import Cursor, LogOutbox
+from iotistic_agent.logs.sampling import LevelSampler
+from iotistic_agent.logs.shipper import LogShipper
+from iotistic_contracts.logs import LogRecord, LogUploadResult
+
+TS = "2026-11-25T10:00:00.000000001Z"
+
+
+class FakeUploader:
+    """Records what was uploaded; ``fail`` makes the next uploads raise."""
+
+    def __init__(self) -> None:
+        self.received: list[LogRecord] = []
+        self.fail: list[Exception] = []
+        self.compress = True
+        self.bytes_sent = 0
+
+    async def upload(self, bodies: Sequence[str]) -> LogUploadResult:
+        if self.fail:
+            raise self.fail.pop(0)
+        self.received += [LogRecord.model_validate_json(b) for b in bodies]
+        return LogUploadResult(accepted=len(bodies), duplicates=0, lastSeq=self.received[-1].seq)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def line(message: str) -> dict[str, Any]:
+    return {
+        "timestamp": TS,
+        "level": "info",
+        "source": "container",
+        "app": "shop",
+        "service": "web",
+        "stream": "stdout",
+        "message": message,
+    }
+
+
+def shipper_for(tmp_path: Path, uploader: FakeUploader, clock: Clock) -> LogShipper:
+    outbox = LogOutbox(tmp_path / "outbox.sqlite", max_records=10_000)
+    policy = RetryPolicy(base_s=15, max_s=900, circuit_cooldown_s=300)
+    return LogShipper(outbox, uploader, 3600, policy, clock=clock)  # type: ignore[arg-type]
+
+
+async def test_records_are_stored_then_uploaded_in_order(tmp_path: Path) -> None:
+    uploader, clock = FakeUploader(), Clock()
+    shipper = shipper_for(tmp_path, uploader, clock)
+    task = asyncio.create_task(shipper.run())
+    try:
+        for i in range(2500):
+            await shipper.put(line(f"line {i}"), ("c1", Cursor(TS, i + 1)))
+        await asyncio.wait_for(shipper.settled(), 10)
+        assert await shipper.drain()
+        assert [r.message for r in uploader.received] == [f"line {i}" for i in range(2500)]
+        assert [r.seq for r in uploader.received] == list(range(1, 2501))
+        assert shipper.outbox.pending() == 0
+        assert shipper.outbox.cursor("c1") == Cursor(TS, 2500)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_failed_upload_keeps_the_records_and_waits_for_the_backoff(tmp_path: Path) -> None:
+    uploader, clock = FakeUploader(), Clock()
+    shipper = shipper_for(tmp_path, uploader, clock)
+    task = asyncio.create_task(shipper.run())
+    try:
+        for i in range(3):
+            await shipper.put(line(f"line {i}"), None)
+        await asyncio.wait_for(shipper.settled(), 10)
+        uploader.fail = [SyncFailure("cloud unreachable")]
+        assert not await shipper.drain()
+        assert shipper.outbox.pending() == 3
+        assert not await shipper.drain()  # the gate holds until the backoff has passed
+        clock.now += 20  # 15 s +-20 %
+        assert await shipper.drain()
+        assert [r.message for r in uploader.received] == ["line 0", "line 1", "line 2"]
+        assert shipper.status()["errors"] == 0
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_an_upload_the_cloud_refuses_is_dropped_and_the_rest_goes(tmp_path: Path) -> None:
+    uploader, clock = FakeUploader(), Clock()
+    shipper = shipper_for(tmp_path, uploader, clock)
+    task = asyncio.create_task(shipper.run())
+    try:
+        await shipper.put(line("poison"), None)
+        await asyncio.wait_for(shipper.settled(), 10)
+        uploader.fail = [Rejected("cloud answered 400: line 1: bad")]
+        await shipper.put(line("after"), None)
+        await asyncio.wait_for(shipper.settled(), 10)
+        # Both were stored before the upload: the refused batch held both.
+        assert await shipper.drain()
+        await shipper.put(line("later"), None)
+        await asyncio.wait_for(shipper.settled(), 10)
+        assert await shipper.drain()
+        assert [r.message for r in uploader.received] == ["later"]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_stopping_stores_what_is_still_queued(tmp_path: Path) -> None:
+    uploader, clock = FakeUploader(), Clock()
+    shipper = shipper_for(tmp_path, uploader, clock)
+    task = asyncio.create_task(shipper.run())
+    await asyncio.sleep(0)  # let it start
+    for i in range(5):
+        shipper.offer(line(f"agent {i}"))
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert shipper.outbox.pending() == 5
+
+
+async def test_offer_drops_and_counts_when_the_queue_is_full(tmp_path: Path) -> None:
+    outbox = LogOutbox(tmp_path / "outbox.sqlite", max_records=100)
+    policy = RetryPolicy()
+    shipper = LogShipper(outbox, FakeUploader(), 60, policy, queue_size=3)  # type: ignore[arg-type]
+    shipper._loop = asyncio.get_running_loop()  # accepting, but the writer is not running
+    for i in range(5):
+        shipper.offer(line(str(i)))
+    assert shipper.dropped_in_memory == 2
+
+
+# --- the agent's own records ---------------------------------------------------------------
+
+
+def test_warnings_and_errors_are_never_sampled_away() -> None:
+    sampler = LevelSampler({"debug": 0.0, "info": 0.0, "warn": 0.0, "error": 0.2}, rand=lambda: 0.9)
+    assert not sampler.keep("debug") and not sampler.keep("info")
+    assert sampler.keep("warn") and sampler.keep("error")
+    half = LevelSampler({"info": 0.5}, rand=iter([0.4, 0.6]).__next__)
+    assert [half.keep("info"), half.keep("info")] == [True, False]
+
+
+def test_the_handler_ships_sampled_records_in_the_wire_shape() -> None:
+    shipped: list[dict[str, Any]] = []
+    handler = ShippingHandler(
+        shipped.append,
+        LevelSampler({"debug": 0.0, "info": 1.0, "warn": 1.0, "error": 1.0}),
+        lambda name: "cloudSync" if name == "iotistic.cloud" else "agent",
+    )
+    logger = logging.getLogger("iotistic.cloud")
+    logger.addHandler(handler)
+    old = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        logger.debug("sampled away")
+        logger.info("polled %s", "ok", extra={"context": {"etag": "W/1"}})
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logger.exception("poll failed")
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old)
+    records = [LogRecord.model_validate({"seq": i + 1, **f}) for i, f in enumerate(shipped)]
+    assert [(r.level, r.component, r.message) for r in records] == [
+        ("info", "cloudSync", "polled ok"),
+        ("error", "cloudSync", "poll failed"),
+    ]
+    assert records[0].context == {"etag": "W/1"}
+    assert records[1].context is not None
+    assert records[1].context["error"] == "ValueError: boom"
+    assert "Traceback" in records[1].context["stack"]
+
+
+@pytest.mark.parametrize("rate", [-1.0, 2.0])
+def test_rates_outside_0_to_1_are_clamped(rate: float) -> None:
+    sampler = LevelSampler({"info": rate}, rand=lambda: 0.5)
+    assert sampler.rates["info"] in (0.0, 1.0)
