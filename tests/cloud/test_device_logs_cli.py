@@ -1,0 +1,100 @@
+"""``iotistic-cloud logs``, run as a subprocess against the database the API writes to."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import threading
+from pathlib import Path
+
+import httpx
+from iotistic_cloud.db.engine import Database
+
+from tests.cloud.device_kit import provision
+from tests.cloud.log_kit import container, record, upload
+from tests.cloud.test_cli import CLOUD, Cli
+from tests.cloud.test_device_logs_query import FLEET_LOG
+from tests.integration.waiting import wait_for_async
+
+
+def seqs(ndjson: str) -> list[int]:
+    return [json.loads(line)["seq"] for line in ndjson.splitlines()]
+
+
+async def test_logs_command(
+    client: httpx.AsyncClient, key: str, db: Database, tmp_path: Path
+) -> None:
+    device = await provision(client, key)
+    assert (await upload(client, device, FLEET_LOG)).status_code == 202
+    cli = Cli(tmp_path, db.url)
+    everything, human, web_warn, tail, grep, since = cli.ok_together(
+        ("logs", device.uuid, "--json"),
+        ("logs", device.uuid),
+        ("logs", device.uuid, "--service", "web", "--level", "warn", "--json"),
+        ("logs", device.uuid, "-n", "2", "--json"),
+        ("logs", device.uuid, "--grep", "GET /", "--source", "container", "--json"),
+        ("logs", device.uuid, "--since", "2026-11-25T12:00:05Z", "--app", "shop", "--json"),
+    )
+    assert seqs(everything) == [1, 2, 3, 4, 5, 6]
+    assert json.loads(everything.splitlines()[1])["service"] == "web"
+    assert human.splitlines()[0] == "2026-11-25T12:00:01.000000123Z DEBUG agent Agent starting"
+    assert human.splitlines()[2] == (
+        "2026-11-25T12:00:03.000000123Z WARN  shop/web (stderr) upstream timed out"
+    )
+    assert "ERROR cloudSync cloud sync failed" in human.splitlines()[4]
+    assert seqs(web_warn) == [3]
+    assert seqs(tail) == [5, 6]
+    assert seqs(grep) == [2, 6]
+    assert seqs(since) == [6]
+
+
+async def test_logs_errors(
+    client: httpx.AsyncClient, key: str, db: Database, tmp_path: Path
+) -> None:
+    device = await provision(client, key)
+    cli = Cli(tmp_path, db.url)
+    unknown = "9b0c5b1e-8f0e-4f7e-9d6f-3f1c2a4b5c6d"
+    errors = [
+        (1, ("logs", unknown), f"error: device {unknown} does not exist\n"),
+        (2, ("logs", "not-a-uuid"), "device: must be a UUID"),
+        (2, ("logs", device.uuid, "--level", "fatal"), "level: must be one of"),
+        (2, ("logs", device.uuid, "--since", "last week"), "since: must be an RFC 3339 time"),
+        (2, ("logs", device.uuid, "-n", "0"), "limit: must be between 1 and 10000"),
+    ]
+    for code, args, expected in errors:
+        assert expected in cli.fails(code, *args)
+
+
+async def test_logs_follow(
+    client: httpx.AsyncClient, key: str, db: Database, tmp_path: Path
+) -> None:
+    device = await provision(client, key)
+    await upload(client, device, FLEET_LOG[:2])
+    cli = Cli(tmp_path, db.url)
+    command = [str(CLOUD), "logs", device.uuid, "-f", "--json", "--level", "info"]
+    proc = subprocess.Popen(
+        command, env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    lines: list[str] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        lines.extend(iter(proc.stdout.readline, ""))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        await wait_for_async(lambda: seqs("".join(lines)) == [2], 30)
+        await upload(client, device, [*FLEET_LOG[2:4], record(7, level="debug")])
+        await wait_for_async(lambda: seqs("".join(lines)) == [2, 3, 4], 30)
+        await upload(client, device, [container(8, "web", "still here")])
+        await wait_for_async(lambda: seqs("".join(lines)) == [2, 3, 4, 8], 30)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(30)
+        reader.join(10)
+    assert proc.stderr is not None
+    stderr = proc.stderr.read()
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
