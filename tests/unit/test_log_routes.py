@@ -341,7 +341,7 @@ def agent_entry(level: str, message: str) -> dict[str, Any]:
 
 def without_time(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for entry in entries:
-        assert entry.pop("timestamp").endswith("+00:00")
+        assert entry.pop("timestamp").endswith("Z")
     return entries
 
 

@@ -24,7 +24,9 @@ from .device_api.app import create_app
 from .device_api.auth import load_or_create_key
 from .device_api.context import ApiContext
 from .factory_reset import wipe_device
+from .logs.redaction import redact_text
 from .logs.ring import LogRing
+from .logs.setup import LoggingSetup, LogSettings, level_number
 from .mqtt.credentials import MqttCredentials
 from .mqtt.service import MqttService
 from .orchestrator.docker import DockerEngine
@@ -48,7 +50,8 @@ log = logging.getLogger("iotistic.agent")
 
 SHUTDOWN_GRACE_S = 4.0
 Outcome = Literal["stop", "restart", "factory-reset"]
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING}
+# The running agent's logging (configure_logging); None before it is set up (tests).
+_logging: LoggingSetup | None = None
 
 
 async def run_agent(
@@ -58,7 +61,7 @@ async def run_agent(
     devices = DeviceStore(conn)
     config = RuntimeConfig(os.environ, ConfigStore(conn))
     settings = config.settings
-    set_log_level(settings.LOG_LEVEL)
+    apply_log_settings(settings)
     identity = devices.ensure_identity(settings.DEVICE_NAME)
     targets = TargetStore(conn)
     engine = DockerEngine(settings.DOCKER_HOST)
@@ -119,7 +122,7 @@ async def run_agent(
     applied = [settings]
 
     def apply_config(new: AgentSettings) -> None:
-        set_log_level(new.LOG_LEVEL)
+        apply_log_settings(new)
         reconciler.set_interval(new.RECONCILIATION_INTERVAL_MS / 1000)
         cloud.set_timing(sync_timing(new))
         anomalies.service.reconfigure(anomaly_config(new))
@@ -219,16 +222,29 @@ def release_startup_memory() -> None:
 
 
 def set_log_level(level: str) -> None:
-    logging.getLogger().setLevel(_LEVELS.get(level, logging.getLevelName(level.upper())))
+    if _logging is not None:
+        _logging.set_level(level)
+    else:
+        logging.getLogger().setLevel(level_number(level))
 
 
-def configure_logging(level: str) -> LogRing:
-    """Plain text on stderr for people, plus the in-memory ring that `iotctl logs` reads."""
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    set_log_level(level)
-    ring = LogRing()
-    logging.getLogger().addHandler(ring)
-    return ring
+def apply_log_settings(settings: LogSettings) -> None:
+    """LOG_LEVEL, LOG_FORMAT and the LOG_FILE_* limits, at start-up and on every change."""
+    if _logging is not None:
+        _logging.apply(settings)
+    else:
+        set_log_level(settings.LOG_LEVEL)
+
+
+def configure_logging(settings: AgentSettings) -> LoggingSetup:
+    """stderr (text on a terminal, JSON lines otherwise), `<data dir>/logs/agent.log` and the
+    in-memory ring that `iotctl logs` reads, all behind the redaction filter (docs/agent.md,
+    "Logs"). Other handlers attach later with `.add_handler`."""
+    global _logging
+    if _logging is not None:
+        _logging.close()
+    _logging = LoggingSetup(settings, settings.data_dir)
+    return _logging
 
 
 def main() -> None:
@@ -236,13 +252,15 @@ def main() -> None:
         settings = AgentSettings.from_env()
         simulation = simulation_config(os.environ)
     except ValidationError as exc:
-        print(f"iotistic-agent: invalid settings: {exc}", file=sys.stderr)
+        # Before logging exists (its settings are what failed): a plain line for people.
+        print(f"iotistic-agent: invalid settings: {redact_text(str(exc))}", file=sys.stderr)
         raise SystemExit(2) from exc
     except SimulationConfigError as exc:
-        print(f"iotistic-agent: invalid settings: {exc}", file=sys.stderr)
+        print(f"iotistic-agent: invalid settings: {redact_text(str(exc))}", file=sys.stderr)
         raise SystemExit(2) from exc
-    log_ring = configure_logging(settings.LOG_LEVEL)
-    outcome = asyncio.run(run_agent(settings, log_ring, simulation))
+    logs = configure_logging(settings)
+    outcome = asyncio.run(run_agent(settings, logs.ring, simulation))
+    logging.shutdown()  # flush the log file before a restart replaces the process
     if outcome != "stop":
         # Same process id, fresh interpreter: supervisors and tests see one long-lived agent.
         os.execv(sys.executable, [sys.executable, "-m", "iotistic_agent", *sys.argv[1:]])

@@ -17,6 +17,10 @@ from .store.config_store import ConfigStore
 
 DESCRIPTIONS = {
     "LOG_LEVEL": "agent log level: debug, info, warn or error",
+    "LOG_FORMAT": "agent log format on stderr: auto (text on a terminal), json or text",
+    "LOG_FILE_ENABLED": "write <data dir>/logs/agent.log (true or false)",
+    "LOG_FILE_MAX_BYTES": "size at which agent.log is rotated, in bytes (>= 4096)",
+    "LOG_FILE_COUNT": "rotated agent.log files kept (1 to 100)",
     "RECONCILIATION_INTERVAL_MS": "milliseconds between two reconciliation passes (>= 100)",
     "CLOUD_API_ENDPOINT": "cloud API URL (http or https), empty for none",
     "DEVICE_NAME": "human-readable device name",

@@ -25,6 +25,13 @@ class AgentSettings(BaseModel):
     DEVICE_API_PORT: int = Field(default=48484, ge=0, le=65535)
     RECONCILIATION_INTERVAL_MS: int = Field(default=30000, ge=100, le=86_400_000)
     LOG_LEVEL: Literal["debug", "info", "warn", "error"] = "info"
+    # stderr: text for a terminal, JSON lines otherwise (auto), or forced either way.
+    LOG_FORMAT: Literal["auto", "json", "text"] = "auto"
+    # <data dir>/logs/agent.log, JSON lines, rotated at LOG_FILE_MAX_BYTES, with
+    # LOG_FILE_COUNT older files kept (agent.log.1 ... agent.log.N).
+    LOG_FILE_ENABLED: bool = True
+    LOG_FILE_MAX_BYTES: int = Field(default=5 * 1024 * 1024, ge=4096, le=1024 * 1024 * 1024)
+    LOG_FILE_COUNT: int = Field(default=3, ge=1, le=100)
     DEVICE_NAME: str | None = Field(default=None, max_length=128)
     DOCKER_HOST: str | None = None
     CLOUD_API_ENDPOINT: str | None = None
@@ -89,6 +96,16 @@ class AgentSettings(BaseModel):
         if isinstance(value, str):
             return value.strip() or False
         return value
+
+    @field_validator("LOG_FORMAT", mode="before")
+    @classmethod
+    def _format(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        wanted = value.strip().lower() or "auto"
+        if wanted not in ("auto", "json", "text"):
+            raise ValueError(f"must be auto, json or text, got {value.strip()[:40]!r}")
+        return wanted
 
     @field_validator("LOG_LEVEL", mode="before")
     @classmethod

@@ -120,8 +120,10 @@ def encode_container_line(line: ContainerLogLine) -> bytes:
 
 
 def encode_agent_entry(entry: LogEntry) -> bytes:
-    keys = ("timestamp", "level", "component", "message")
-    return json.dumps({key: entry.get(key) for key in keys}).encode() + b"\n"
+    item = {key: entry.get(key) for key in ("timestamp", "level", "component", "message")}
+    # Present only when the record had them (a caller's context, an exception).
+    item.update({key: entry[key] for key in ("context", "error", "stack") if key in entry})
+    return json.dumps(item, default=str).encode() + b"\n"
 
 
 def _lines(items: Iterable[T], encode: Callable[[T], bytes]) -> bytes:

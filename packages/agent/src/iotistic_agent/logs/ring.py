@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
-from typing import Any
 
-LogEntry = dict[str, Any]
+from .formatting import LogEntry, record_entry
 
-_LEVELS = {"WARNING": "warn", "CRITICAL": "error"}
+__all__ = ["LogEntry", "LogRing"]
 
 
 class LogRing(logging.Handler):
@@ -27,12 +25,7 @@ class LogRing(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            entry = {
-                "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(),
-                "level": _LEVELS.get(record.levelname, record.levelname.lower()),
-                "component": record.name.removeprefix("iotistic."),
-                "message": record.getMessage(),
-            }
+            entry = record_entry(record)
         except Exception:  # a bad format string must not break logging
             self.handleError(record)
             return
@@ -43,6 +36,13 @@ class LogRing(logging.Handler):
                 _offer(queue, entry)
             else:
                 loop.call_soon_threadsafe(_offer, queue, entry)
+
+    def seed(self, entries: Iterable[LogEntry]) -> None:
+        """Put earlier entries (the previous run's file tail) before anything logged since."""
+        logged = list(self._entries)
+        self._entries.clear()
+        self._entries.extend(entries)
+        self._entries.extend(logged)
 
     def tail(self, n: int) -> list[LogEntry]:
         if n <= 0:
