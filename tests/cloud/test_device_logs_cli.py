@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
-import subprocess
-import threading
 from pathlib import Path
 
 import httpx
@@ -72,18 +71,18 @@ async def test_logs_follow(
     device = await provision(client, key)
     await upload(client, device, FLEET_LOG[:2])
     cli = Cli(tmp_path, db.url)
-    command = [str(CLOUD), "logs", device.uuid, "-f", "--json", "--level", "info"]
-    proc = subprocess.Popen(
-        command, env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    proc = await asyncio.create_subprocess_exec(
+        str(CLOUD), "logs", device.uuid, "-f", "--json", "--level", "info",
+        env=cli.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
     lines: list[str] = []
 
-    def read() -> None:
+    async def read() -> None:
         assert proc.stdout is not None
-        lines.extend(iter(proc.stdout.readline, ""))
+        async for line in proc.stdout:
+            lines.append(line.decode())
 
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    reader = asyncio.create_task(read())
     try:
         await wait_for_async(lambda: seqs("".join(lines)) == [2], 30)
         await upload(client, device, [*FLEET_LOG[2:4], record(7, level="debug")])
@@ -92,9 +91,9 @@ async def test_logs_follow(
         await wait_for_async(lambda: seqs("".join(lines)) == [2, 3, 4, 8], 30)
     finally:
         proc.send_signal(signal.SIGINT)
-        code = proc.wait(30)
-        reader.join(10)
+        code = await asyncio.wait_for(proc.wait(), 30)
+        await asyncio.wait_for(reader, 10)
     assert proc.stderr is not None
-    stderr = proc.stderr.read()
+    stderr = (await proc.stderr.read()).decode()
     assert code == 0, stderr
     assert "Traceback" not in stderr
