@@ -239,7 +239,11 @@ def test_operator_provisioning_against_the_real_cloud(
             .fetchone()
         )
         secrets = [single, revoked_key, *row]
+        # stderr of both processes, and the agent's own rotated JSON-lines files.
+        files = sorted((agent.data_dir / "logs").glob("agent.log*"))
+        assert files, "the agent writes <data dir>/logs/agent.log"
         logs = agent.log() + cloud.log()
+        logs += "".join(path.read_text(errors="replace") for path in files)
         for secret in secrets:
             assert secret and secret not in logs
     finally:
