@@ -8,9 +8,10 @@ import json
 import httpx
 from iotistic_cloud.composition import Cloud
 from iotistic_cloud.db.engine import Database
+from iotistic_cloud.services.log_input import parse_upload
 from iotistic_cloud.services.log_query import LogFilter
 from iotistic_cloud.services.logs import LogService
-from iotistic_contracts.logs import LOGS_GZIP_CONTENT_TYPE, MAX_LOG_RECORDS_PER_UPLOAD
+from iotistic_contracts.logs import LOGS_GZIP_CONTENT_TYPE, MAX_LOG_RECORDS_PER_UPLOAD, LogRecord
 
 from tests.cloud.conftest import SettableClock
 from tests.cloud.device_kit import ADMIN, provision
@@ -183,10 +184,9 @@ async def test_retention_by_age_and_count(
         return [r["seq"] for r in (await logs.query(device.uuid, LogFilter(), 100)).records]
 
     uploader = await logs.authenticate(device.api_key, device.uuid)
-    from iotistic_contracts.logs import LogRecord
 
-    def batch(*numbers: int) -> list[LogRecord]:
-        return [LogRecord.model_validate(record(n)) for n in numbers]
+    def batch(*numbers: int) -> list[tuple[LogRecord, int]]:
+        return parse_upload(ndjson([record(n) for n in numbers]))
 
     await logs.store(uploader, batch(1, 2, 3))
     clock.advance(6 * 86400)

@@ -32,7 +32,7 @@ from ..db.engine import Database
 from ..db.models import Device, DeviceLog
 from .device_auth import find_device, mark_seen, require_own, seen_is_stale
 from .errors import NotFound
-from .log_input import storable_text, timestamp_us
+from .log_input import storable_text
 from .log_query import LogFilter, LogPage, filtered, record_view
 
 PRUNE_INTERVAL: Final = timedelta(minutes=1)
@@ -63,9 +63,12 @@ class LogService:
         require_own(row.uuid, path_uuid)
         return Uploader(row.uuid, row.last_seen)
 
-    async def store(self, uploader: Uploader, records: list[LogRecord]) -> LogUploadResult:
+    async def store(
+        self, uploader: Uploader, records: list[tuple[LogRecord, int]]
+    ) -> LogUploadResult:
+        """``records``: as parse_upload gives them (each with its time in microseconds)."""
         now = self._clock()
-        rows = [_row(uploader.uuid, record, now) for record in records]
+        rows = [_row(uploader.uuid, record, micros, now) for record, micros in records]
         async with self._db.write_connection() as conn:
             accepted = await _insert(conn, rows) if rows else 0
             last = await _last_seq(conn, uploader.uuid)
@@ -145,12 +148,12 @@ async def _last_seq(conn: AsyncConnection, device_uuid: str) -> int:
     return int(await conn.scalar(stmt) or 0)
 
 
-def _row(device_uuid: str, record: LogRecord, now: datetime) -> dict[str, Any]:
+def _row(device_uuid: str, record: LogRecord, micros: int, now: datetime) -> dict[str, Any]:
     return {
         "device_uuid": device_uuid,
         "seq": record.seq,
         "timestamp": record.timestamp,
-        "ts_us": timestamp_us(record.timestamp),
+        "ts_us": micros,
         "level": record.level,
         "source": record.source,
         "component": _text(record.component),
