@@ -56,7 +56,7 @@ class LiveEngine(MemoryEngine):
         return await super().snapshot()
 
     async def container_logs(
-        self, container_id: str, *, tail: int, follow: bool, since: float | None = None
+        self, container_id: str, *, tail: int | None, follow: bool, since: float | None = None
     ) -> AsyncIterator[ContainerLogLine]:
         if self.fail_at_once is not None:
             raise self.fail_at_once

@@ -24,9 +24,11 @@ from .device_api.app import create_app
 from .device_api.auth import load_or_create_key
 from .device_api.context import ApiContext
 from .factory_reset import wipe_device
-from .logs.redaction import redact_text
+from .logs.components import component_for
+from .logs.redaction import RedactingFilter, redact_text
 from .logs.ring import LogRing
 from .logs.setup import LoggingSetup, LogSettings, level_number
+from .logs.wiring import log_shipping_service
 from .mqtt.credentials import MqttCredentials
 from .mqtt.service import MqttService
 from .orchestrator.docker import DockerEngine
@@ -99,16 +101,22 @@ async def run_agent(
             "simulation": simulation.running_scenarios(),
         },
     )
+    # The agent's own records (sampled) and every container's output, while provisioned.
+    log_shipping = log_shipping_service(
+        lambda: config.settings, engine, reconciler, targets, component_for, [RedactingFilter()]
+    )
     simulation = simulation_runner(simulation_config, mqtt, anomalies.feed_reading)
     anomalies.inject = simulation.inject
 
     def provisioned(credentials: CloudCredentials) -> None:
         cloud.start(credentials)
         mqtt.start(devices.mqtt_credentials())
+        log_shipping.start(credentials)
 
     def deprovisioned() -> None:
         cloud.stop_soon()
         mqtt.stop_soon()
+        log_shipping.stop_soon()
 
     provisioner = Provisioner(
         devices,
@@ -155,6 +163,7 @@ async def run_agent(
             provisioner=provisioner,
             cloud=cloud,
             mqtt=mqtt,
+            log_shipping=log_shipping,
             simulation=simulation,
             anomalies=anomalies,
         ),
@@ -201,6 +210,8 @@ async def run_agent(
             await asyncio.wait_for(cloud.stop(), SHUTDOWN_GRACE_S)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(mqtt.stop(), SHUTDOWN_GRACE_S)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(log_shipping.stop(), SHUTDOWN_GRACE_S)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(simulation.stop_all(), SHUTDOWN_GRACE_S)
         await runner.cleanup()

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .device_api.auth import key_path
+from .logs.shipping import OUTBOX_FILE
 from .orchestrator.engine import Engine
 from .orchestrator.model import AppSpec, FailureRecord, ServiceKey, ServiceSpec
 from .orchestrator.reconciler import Reconciler
@@ -45,8 +46,11 @@ async def wipe_device(engine: Engine, database_path: Path, data_dir: Path) -> No
         database_path.with_name(database_path.name + "-shm"),
         key_path(data_dir),
         device_key_path(data_dir),
+        # Log records on their way to the cloud belong to the identity being removed.
+        *(data_dir / (OUTBOX_FILE + suffix) for suffix in ("", "-wal", "-shm")),
     ):
         path.unlink(missing_ok=True)
     log.warning(
-        "factory reset done: containers, networks, volumes, database, keys and identity removed"
+        "factory reset done: containers, networks, volumes, database, keys, identity and "
+        "unsent log records removed"
     )

@@ -48,6 +48,15 @@ class AgentSettings(BaseModel):
     CLOUD_BACKOFF_MAX_MS: int = Field(default=900000, ge=10, le=86_400_000)
     CLOUD_CIRCUIT_COOLDOWN_MS: int = Field(default=300000, ge=10, le=86_400_000)
     REPORT_QUEUE_MAX: int = Field(default=1000, ge=1, le=1_000_000)
+    # Log shipping to the cloud (spec names and defaults), while provisioned.
+    LOG_COMPRESSION: bool = True
+    CLOUD_LOG_UPLOAD_INTERVAL: int = Field(default=60000, ge=100, le=86_400_000)
+    CLOUD_LOG_SAMPLING_RATE_DEBUG: float = Field(default=0.1, ge=0.0, le=1.0)
+    CLOUD_LOG_SAMPLING_RATE_INFO: float = Field(default=0.5, ge=0.0, le=1.0)
+    CLOUD_LOG_SAMPLING_RATE_WARN: float = Field(default=1.0, ge=0.0, le=1.0)
+    CLOUD_LOG_SAMPLING_RATE_ERROR: float = Field(default=1.0, ge=0.0, le=1.0)
+    # Records kept on disk on their way to the cloud; beyond it the oldest are dropped.
+    LOG_OUTBOX_MAX_RECORDS: int = Field(default=200_000, ge=1000, le=10_000_000)
     # System metrics: list the top 10 processes. Unset: the spec's platform default (on,
     # except on Windows where listing processes is slow); true/false forces it.
     COLLECT_TOP_PROCESSES: bool | None = None

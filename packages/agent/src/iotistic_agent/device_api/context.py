@@ -12,6 +12,7 @@ from ..anomaly.pipeline import AnomalyPipeline
 from ..cloud.runner import CloudSyncRunner
 from ..control import Control
 from ..logs.ring import LogRing
+from ..logs.shipping import LogShippingService
 from ..mqtt.service import MqttService
 from ..orchestrator.engine import Engine
 from ..orchestrator.reconciler import Reconciler
@@ -38,6 +39,7 @@ class ApiContext:
     provisioner: Provisioner | None = None
     cloud: CloudSyncRunner | None = None
     mqtt: MqttService | None = None
+    log_shipping: LogShippingService | None = None
     simulation: SimulationRunner | None = None
     anomalies: AnomalyPipeline | None = None
 

@@ -54,6 +54,9 @@ async def device(request: web.Request) -> web.Response:
             else {"state": "not configured", "endpoint": endpoint}
         ),
         "mqtt": ctx.mqtt.status() if ctx.mqtt is not None else {"state": "not configured"},
+        "logShipping": (
+            ctx.log_shipping.status() if ctx.log_shipping is not None else {"state": "stopped"}
+        ),
         "engine": {"reachable": snapshot is not None},
         "targetVersion": ctx.targets.stored.version,
         "apps": {

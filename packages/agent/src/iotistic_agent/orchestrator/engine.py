@@ -92,9 +92,10 @@ class Engine(Protocol):
         self, container_id: str, *, tail: int | None, follow: bool, since: float | None = None
     ) -> AsyncIterator[ContainerLogLine]:
         """The container's last `tail` lines (all of them for None; after `since`, a UNIX
-        time, if given), oldest first; with `follow`, then every new line until the container stops. An async
-        generator: close it (`aclose`) to stop early. Raises ContainerNotFound for an unknown
-        container, EngineUnavailable when the engine cannot be reached."""
+        time, if given), oldest first; with `follow`, then every new line until the container
+        stops. An async generator: close it (`aclose`) to stop early. Raises
+        ContainerNotFound for an unknown container, EngineUnavailable when the engine cannot
+        be reached."""
         ...
 
 
