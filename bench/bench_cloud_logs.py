@@ -8,7 +8,7 @@ The real `iotistic-cloud serve` (one process) is pinned to CPU 0; this load gene
 PostgreSQL, when used) to CPU 1, as in bench_cloud.py, whose load loop this reuses. For each
 backend: `GET /health` (baseline in the same run), then `POST /api/v1/device/{uuid}/logs`
 with --records new records per upload (a mix of container lines and agent records with
-context, about 170 bytes a line), plain and gzip, from --clients concurrent keep-alive
+context, about 240 bytes a line), plain and gzip, from --clients concurrent keep-alive
 clients spread over --devices devices. Reported: uploads/s, records/s, MB/s as sent and as
 NDJSON, p50/p99 latency, and the cloud's RSS after each measurement (and its peak).
 """
