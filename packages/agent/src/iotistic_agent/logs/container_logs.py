@@ -20,6 +20,7 @@ API 1.41; tests/integration/test_logs_api.py checks it):
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 import struct
 import time
@@ -173,8 +174,13 @@ def timestamp_key(timestamp: str) -> tuple[int, int] | None:
     match = _UTC_TIMESTAMP.fullmatch(timestamp)
     if match is None:
         return None
-    seconds = calendar.timegm(time.strptime(match[1], "%Y-%m-%dT%H:%M:%S"))
-    return seconds, int((match[2] or "").ljust(9, "0"))
+    return _utc_seconds(match[1]), int((match[2] or "").ljust(9, "0"))
+
+
+@functools.lru_cache(maxsize=64)
+def _utc_seconds(text: str) -> int:
+    # Cached: the lines of a busy container share their second, and strptime is slow.
+    return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%S"))
 
 
 class DockerLogDecoder:
