@@ -217,3 +217,22 @@ def test_status_shows_cloud_sync_progress_queue_and_errors() -> None:
 def test_status_has_no_sync_line_when_the_device_is_not_provisioned() -> None:
     pairs = dict(f.status_pairs({"cloud": {"state": "not provisioned"}}, "http://x"))
     assert "Cloud sync" not in pairs
+
+
+def test_status_shows_log_shipping_while_it_runs() -> None:
+    shipping = {
+        "state": "running",
+        "shipped": 1200,
+        "pending": 40,
+        "containersFollowed": 3,
+        "droppedFromOutbox": 5,
+        "droppedInMemory": 1,
+        "lastError": "cloud answered 503: database unavailable",
+    }
+    pairs = dict(f.status_pairs({"logShipping": shipping}, "http://x"))
+    assert pairs["Log shipping"] == (
+        "1200 shipped, 40 waiting, 3 containers followed, 6 dropped; "
+        "last error: cloud answered 503: database unavailable"
+    )
+    stopped = dict(f.status_pairs({"logShipping": {"state": "stopped"}}, "http://x"))
+    assert "Log shipping" not in stopped

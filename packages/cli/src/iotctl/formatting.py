@@ -111,6 +111,7 @@ def status_pairs(device: Mapping[str, Any], url: str) -> Pairs:
     if cloud.get("endpoint"):
         cloud_state += f" ({cloud['endpoint']})"
     sync_line = _cloud_sync_line(cloud)
+    logs_line = _log_shipping_line(device.get("logShipping") or {})
     memory = format_percent(metrics.get("memoryPercent"))
     if metrics.get("memoryTotalBytes"):
         used = format_bytes(metrics.get("memoryUsedBytes"))
@@ -123,6 +124,7 @@ def status_pairs(device: Mapping[str, Any], url: str) -> Pairs:
         ("Cloud", cloud_state),
         *([("Cloud sync", sync_line)] if sync_line else []),
         ("MQTT", _mqtt_line(mqtt)),
+        *([("Log shipping", logs_line)] if logs_line else []),
         ("Engine", "reachable" if engine.get("reachable") else "unreachable"),
         ("Target version", text(device.get("targetVersion"))),
         (
@@ -147,6 +149,22 @@ def _mqtt_line(mqtt: Mapping[str, Any]) -> str:
         line += f": {mqtt['lastError']}"
     if mqtt.get("queued"):
         line += f", {mqtt['queued']} queued"
+    return line
+
+
+def _log_shipping_line(shipping: Mapping[str, Any]) -> str | None:
+    """`12345 shipped, 0 waiting, 3 containers followed`, with the last error; None when off."""
+    if shipping.get("state") != "running":
+        return None
+    line = (
+        f"{text(shipping.get('shipped'))} shipped, {text(shipping.get('pending'))} waiting, "
+        f"{text(shipping.get('containersFollowed'))} containers followed"
+    )
+    dropped = (shipping.get("droppedFromOutbox") or 0) + (shipping.get("droppedInMemory") or 0)
+    if dropped:
+        line += f", {dropped} dropped"
+    if shipping.get("lastError"):
+        line += f"; last error: {shipping['lastError']}"
     return line
 
 
