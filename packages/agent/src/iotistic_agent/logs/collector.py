@@ -29,6 +29,7 @@ from .outbox import Cursor
 log = logging.getLogger("iotistic.logs.containers")
 
 SCAN_INTERVAL_S: Final = 1.0
+FORGET_EVERY: Final = 60  # scans between two clean-ups of the cursors of removed containers
 _ENGINE_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z")
 
 Put = Callable[[dict[str, Any], tuple[str, Cursor]], Any]
@@ -119,6 +120,8 @@ class ContainerLogCollector:
         # Containers read to their end while stopped: container id -> the start it ended.
         self._read_to_end: dict[str, float] = {}
         self._failing: set[str] = set()
+        self._housekeeping: set[asyncio.Task[Any]] = set()
+        self._scans = 0
         self.lines = 0
 
     @property
@@ -153,8 +156,15 @@ class ContainerLogCollector:
             )
         for gone in [c for c in self._read_to_end if c not in present]:
             del self._read_to_end[gone]
-        if self._forget_cursors is not None and snapshot.containers:
-            self._forget_cursors(present | set(self._followers))
+        self._scans += 1
+        forget = self._forget_cursors
+        if forget is not None and snapshot.containers and self._scans % FORGET_EVERY == 0:
+            # Containers replaced by an update leave their cursor behind: drop those (in a
+            # worker thread, like every outbox call).
+            keep = present | set(self._followers)
+            task = asyncio.get_running_loop().create_task(asyncio.to_thread(forget, keep))
+            self._housekeeping.add(task)
+            task.add_done_callback(self._housekeeping.discard)
 
     async def _follow(self, container: ContainerInfo) -> None:
         app = self._app_name(container.app_id) or str(container.app_id)

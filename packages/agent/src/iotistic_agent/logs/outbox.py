@@ -12,13 +12,15 @@ Bounded: beyond ``max_records`` the oldest are dropped (counted, and visible to 
 gap in the sequence). ``synchronous=NORMAL``: a power cut may lose the last second of log
 lines, never the file.
 
-Not thread-safe on its own: the shipper calls it from one worker thread at a time.
+Every method takes the outbox's lock: the writer, the uploader and the container followers
+call it from worker threads, and one SQLite connection must not run two transactions at once.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -51,6 +53,7 @@ class Stored:
 
 class LogOutbox:
     def __init__(self, path: Path, max_records: int) -> None:
+        self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600, exist_ok=True)
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -63,7 +66,8 @@ class LogOutbox:
         self.max_records = max_records
 
     def close(self) -> None:
-        self._conn.close()
+        with self._lock:
+            self._conn.close()
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -91,71 +95,82 @@ class LogOutbox:
     ) -> Stored:
         """Number and store ``records`` (record fields without ``seq``), and move the given
         container cursors, in one transaction."""
-        with self._transaction():
-            last = self._counter("last_seq")
-            first = last + 1
-            rows = []
-            for offset, fields in enumerate(records):
-                seq = first + offset
-                # default=str: a context value that JSON cannot carry travels as its text.
-                body = json.dumps(
-                    {"seq": seq, **fields}, separators=(",", ":"), ensure_ascii=False, default=str
-                )
-                rows.append((seq, body))
-            self._conn.executemany("INSERT INTO records (seq, body) VALUES (?, ?)", rows)
-            last += len(rows)
-            self._set_counter("last_seq", last)
-            for container, cursor in (cursors or {}).items():
-                self._conn.execute(
-                    "INSERT INTO cursors (container, timestamp, count) VALUES (?, ?, ?) "
-                    "ON CONFLICT(container) DO UPDATE SET "
-                    "timestamp = excluded.timestamp, count = excluded.count",
-                    (container, cursor.timestamp, cursor.count),
-                )
-            # Sequence numbers are contiguous from the oldest kept: the bound is arithmetic.
-            dropped = self._conn.execute(
-                "DELETE FROM records WHERE seq <= ?", (last - self.max_records,)
-            ).rowcount
-            if dropped:
-                self._set_counter("dropped", self._counter("dropped") + dropped)
-        return Stored(first, last, int(dropped))
+        with self._lock:
+            with self._transaction():
+                last = self._counter("last_seq")
+                first = last + 1
+                rows = []
+                for offset, fields in enumerate(records):
+                    seq = first + offset
+                    # default=str: a context value that JSON cannot carry travels as its text.
+                    body = json.dumps(
+                        {"seq": seq, **fields},
+                        separators=(",", ":"),
+                        ensure_ascii=False,
+                        default=str,
+                    )
+                    rows.append((seq, body))
+                self._conn.executemany("INSERT INTO records (seq, body) VALUES (?, ?)", rows)
+                last += len(rows)
+                self._set_counter("last_seq", last)
+                for container, cursor in (cursors or {}).items():
+                    self._conn.execute(
+                        "INSERT INTO cursors (container, timestamp, count) VALUES (?, ?, ?) "
+                        "ON CONFLICT(container) DO UPDATE SET "
+                        "timestamp = excluded.timestamp, count = excluded.count",
+                        (container, cursor.timestamp, cursor.count),
+                    )
+                # Sequence numbers are contiguous from the oldest kept: the bound is arithmetic.
+                dropped = self._conn.execute(
+                    "DELETE FROM records WHERE seq <= ?", (last - self.max_records,)
+                ).rowcount
+                if dropped:
+                    self._set_counter("dropped", self._counter("dropped") + dropped)
+            return Stored(first, last, int(dropped))
 
     def oldest(self, max_records: int, max_bytes: int) -> list[tuple[int, str]]:
         """The oldest records, as many as fit in ``max_bytes`` of NDJSON (at least one)."""
-        out: list[tuple[int, str]] = []
-        size = 0
-        for seq, body in self._conn.execute(
-            "SELECT seq, body FROM records ORDER BY seq LIMIT ?", (max_records,)
-        ):
-            size += len(body.encode("utf-8")) + 1
-            if out and size > max_bytes:
-                break
-            out.append((int(seq), str(body)))
-        return out
+        with self._lock:
+            out: list[tuple[int, str]] = []
+            size = 0
+            for seq, body in self._conn.execute(
+                "SELECT seq, body FROM records ORDER BY seq LIMIT ?", (max_records,)
+            ):
+                size += len(body.encode("utf-8")) + 1
+                if out and size > max_bytes:
+                    break
+                out.append((int(seq), str(body)))
+            return out
 
     def remove_through(self, seq: int) -> None:
-        self._conn.execute("DELETE FROM records WHERE seq <= ?", (seq,))
+        with self._lock:
+            self._conn.execute("DELETE FROM records WHERE seq <= ?", (seq,))
 
     def pending(self) -> int:
-        row = self._conn.execute("SELECT MIN(seq), MAX(seq) FROM records").fetchone()
-        return 0 if row[0] is None else int(row[1]) - int(row[0]) + 1
+        with self._lock:
+            row = self._conn.execute("SELECT MIN(seq), MAX(seq) FROM records").fetchone()
+            return 0 if row[0] is None else int(row[1]) - int(row[0]) + 1
 
     def dropped(self) -> int:
-        return self._counter("dropped")
+        with self._lock:
+            return self._counter("dropped")
 
     def last_seq(self) -> int:
-        return self._counter("last_seq")
+        with self._lock:
+            return self._counter("last_seq")
 
     def cursor(self, container: str) -> Cursor | None:
-        row = self._conn.execute(
-            "SELECT timestamp, count FROM cursors WHERE container = ?", (container,)
-        ).fetchone()
-        return None if row is None else Cursor(str(row[0]), int(row[1]))
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT timestamp, count FROM cursors WHERE container = ?", (container,)
+            ).fetchone()
+            return None if row is None else Cursor(str(row[0]), int(row[1]))
 
     def forget_cursors(self, keep: set[str]) -> int:
         """Drop the cursors of containers that no longer exist."""
-        known = [str(row[0]) for row in self._conn.execute("SELECT container FROM cursors")]
-        gone = [(c,) for c in known if c not in keep]
-        if gone:
-            self._conn.executemany("DELETE FROM cursors WHERE container = ?", gone)
-        return len(gone)
+        with self._lock:
+            known = [str(row[0]) for row in self._conn.execute("SELECT container FROM cursors")]
+            gone = [(c,) for c in known if c not in keep]
+            if gone:
+                self._conn.executemany("DELETE FROM cursors WHERE container = ?", gone)
+            return len(gone)

@@ -86,6 +86,7 @@ class LogShippingRun:
                     self._app_name,
                     outbox.cursor,
                     shipper.put,
+                    outbox.forget_cursors,
                 )
                 self.collector = collector
                 handler = ShippingHandler(

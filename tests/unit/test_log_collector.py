@@ -1,0 +1,133 @@
+"""ContainerLogCollector against a fake engine (pure logic): which containers it follows,
+from where it resumes, and that a stopped container is read once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from iotistic_agent.logs import collector as collector_module
+from iotistic_agent.logs.collector import ContainerLogCollector
+from iotistic_agent.logs.outbox import Cursor
+from iotistic_agent.orchestrator.engine import ContainerLogLine, EngineUnavailable
+from iotistic_agent.orchestrator.model import ContainerInfo, EngineSnapshot
+
+
+def stamp(second: int) -> str:
+    return f"2026-11-25T10:00:{second:02d}.000000000Z"
+
+
+def container(cid: str, status: str = "running", started_at: float = 1.0) -> ContainerInfo:
+    return ContainerInfo(
+        id=cid,
+        name=f"web_{cid}",
+        app_id=1001,
+        service_id=1,
+        service_name="web",
+        image="img",
+        config_hash="h",
+        status=status,  # type: ignore[arg-type]
+        started_at=started_at,
+    )
+
+
+class FakeEngine:
+    def __init__(self, logs: dict[str, list[ContainerLogLine]]) -> None:
+        self.logs = logs
+        self.calls: list[tuple[str, float | None]] = []
+        self.fail: Exception | None = None
+
+    async def container_logs(
+        self, container_id: str, *, tail: int | None, follow: bool, since: float | None = None
+    ) -> AsyncIterator[ContainerLogLine]:
+        assert tail is None and follow
+        self.calls.append((container_id, since))
+        if self.fail is not None:
+            raise self.fail
+        for line in self.logs.get(container_id, []):
+            yield line
+
+
+class Harness:
+    def __init__(self, engine: FakeEngine, snapshot: EngineSnapshot) -> None:
+        self.snapshot = snapshot
+        self.cursors: dict[str, Cursor] = {}
+        self.stored: list[tuple[dict[str, Any], tuple[str, Cursor]]] = []
+        self.kept: list[set[str]] = []
+        self.collector = ContainerLogCollector(
+            engine,  # type: ignore[arg-type]
+            lambda: self.snapshot,
+            lambda app_id: "shop" if app_id == 1001 else None,
+            self.cursors.get,
+            self.put,
+            self.kept.append,
+        )
+
+    async def put(self, fields: dict[str, Any], cursor: tuple[str, Cursor]) -> None:
+        self.stored.append((fields, cursor))
+        self.cursors[cursor[0]] = cursor[1]
+
+    async def scan_and_settle(self) -> None:
+        self.collector.scan()
+        await until(lambda: self.collector.following == 0)
+
+
+async def until(condition: Callable[[], object], timeout: float = 5.0) -> None:
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.001)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+async def test_every_line_is_tagged_and_a_stopped_container_is_read_once() -> None:
+    lines = [
+        ContainerLogLine(stamp(1), "stdout", "hello"),
+        ContainerLogLine(stamp(2), "stderr", "oops"),
+    ]
+    engine = FakeEngine({"c1": lines})
+    harness = Harness(engine, EngineSnapshot(containers=(container("c1", "exited"),)))
+    await harness.scan_and_settle()
+    assert [(f["app"], f["service"], f["stream"], f["message"]) for f, _ in harness.stored] == [
+        ("shop", "web", "stdout", "hello"),
+        ("shop", "web", "stderr", "oops"),
+    ]
+    assert harness.cursors["c1"] == Cursor(stamp(2), 1)
+    await harness.scan_and_settle()
+    assert len(engine.calls) == 1  # read to its end: not read again while it stays stopped
+    # It started again: followed from its cursor, nothing stored twice.
+    harness.snapshot = EngineSnapshot(containers=(container("c1", "running", started_at=2.0),))
+    await harness.scan_and_settle()
+    assert engine.calls[-1] == ("c1", 1_795_600_802.0)
+    assert len(harness.stored) == 2
+
+
+async def test_a_running_container_is_followed_again_when_its_stream_ends() -> None:
+    engine = FakeEngine({"c1": [ContainerLogLine(stamp(1), "stdout", "a")]})
+    harness = Harness(engine, EngineSnapshot(containers=(container("c1"),)))
+    await harness.scan_and_settle()
+    await harness.scan_and_settle()
+    assert [since for _, since in engine.calls] == [None, 1_795_600_801.0]
+    assert len(harness.stored) == 1
+
+
+async def test_an_engine_failure_is_logged_once_and_retried(caplog: Any) -> None:
+    engine = FakeEngine({})
+    engine.fail = EngineUnavailable("docker socket gone")
+    harness = Harness(engine, EngineSnapshot(containers=(container("c1"),)))
+    for _ in range(3):
+        await harness.scan_and_settle()
+    assert len(engine.calls) == 3
+    warnings = [r for r in caplog.records if "cannot read the output" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+async def test_cursors_of_removed_containers_are_forgotten_now_and_then(monkeypatch: Any) -> None:
+    monkeypatch.setattr(collector_module, "FORGET_EVERY", 2)
+    engine = FakeEngine({})
+    harness = Harness(engine, EngineSnapshot(containers=(container("c2", "exited"),)))
+    await harness.scan_and_settle()
+    await harness.scan_and_settle()
+    await until(lambda: harness.kept)
+    assert harness.kept == [{"c2"}]
