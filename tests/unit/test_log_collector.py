@@ -4,7 +4,7 @@ from where it resumes, and that a stopped container is read once."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from iotistic_agent.logs import collector as collector_module
@@ -12,6 +12,8 @@ from iotistic_agent.logs.collector import ContainerLogCollector
 from iotistic_agent.logs.outbox import Cursor
 from iotistic_agent.orchestrator.engine import ContainerLogLine, EngineUnavailable
 from iotistic_agent.orchestrator.model import ContainerInfo, EngineSnapshot
+
+from tests.integration.waiting import wait_for_async
 
 
 def stamp(second: int) -> str:
@@ -70,15 +72,7 @@ class Harness:
 
     async def scan_and_settle(self) -> None:
         self.collector.scan()
-        await until(lambda: self.collector.following == 0)
-
-
-async def until(condition: Callable[[], object], timeout: float = 5.0) -> None:
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.001)
-
-    await asyncio.wait_for(poll(), timeout)
+        await wait_for_async(lambda: self.collector.following == 0, 5, 0.001)
 
 
 async def test_every_line_is_tagged_and_a_stopped_container_is_read_once() -> None:
@@ -129,5 +123,5 @@ async def test_cursors_of_removed_containers_are_forgotten_now_and_then(monkeypa
     harness = Harness(engine, EngineSnapshot(containers=(container("c2", "exited"),)))
     await harness.scan_and_settle()
     await harness.scan_and_settle()
-    await until(lambda: harness.kept)
+    await wait_for_async(lambda: harness.kept, 5, 0.01, "cursors were never cleaned up")
     assert harness.kept == [{"c2"}]
