@@ -3,7 +3,6 @@ from where it resumes, and that a stopped container is read once."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
