@@ -200,3 +200,19 @@ async def test_retention_by_age_and_count(
     clock.advance(61)
     await logs.store(uploader, batch(12))
     assert await seqs() == [8, 9, 10, 11, 12]
+
+
+def test_retention_settings() -> None:
+    from iotistic_cloud.settings import Settings, SettingsError
+
+    defaults = Settings.from_env({})
+    assert (defaults.log_retention_days, defaults.log_max_records_per_device) == (7, 100_000)
+    custom = Settings.from_env({"LOG_RETENTION_DAYS": "30", "LOG_MAX_RECORDS_PER_DEVICE": "500"})
+    assert (custom.log_retention_days, custom.log_max_records_per_device) == (30, 500)
+    for name, value in (("LOG_RETENTION_DAYS", "0"), ("LOG_MAX_RECORDS_PER_DEVICE", "many")):
+        try:
+            Settings.from_env({name: value})
+        except SettingsError as exc:
+            assert name in str(exc)
+        else:
+            raise AssertionError(f"{name}={value} was accepted")

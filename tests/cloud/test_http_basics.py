@@ -118,4 +118,6 @@ async def test_openapi_document_lists_the_routes(early_client: httpx.AsyncClient
         "/api/admin/v1/devices/{uuid}/target",
         "/api/admin/v1/devices/{uuid}/reports",
         "/api/admin/v1/devices/{uuid}/anomalies",
+        "/api/v1/device/{uuid}/logs",
+        "/api/admin/v1/devices/{uuid}/logs",
     }
