@@ -102,27 +102,6 @@ async def test_a_failed_upload_keeps_the_records_and_waits_for_the_backoff(tmp_p
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def test_an_upload_the_cloud_refuses_is_dropped_and_the_rest_goes(tmp_path: Path) -> None:
-    uploader, clock = FakeUploader(), Clock()
-    shipper = shipper_for(tmp_path, uploader, clock)
-    task = asyncio.create_task(shipper.run())
-    try:
-        await shipper.put(line("poison"), None)
-        await asyncio.wait_for(shipper.settled(), 10)
-        uploader.fail = [Rejected("cloud answered 400: line 1: bad")]
-        await shipper.put(line("after"), None)
-        await asyncio.wait_for(shipper.settled(), 10)
-        # Both were stored before the upload: the refused batch held both.
-        assert await shipper.drain()
-        await shipper.put(line("later"), None)
-        await asyncio.wait_for(shipper.settled(), 10)
-        assert await shipper.drain()
-        assert [r.message for r in uploader.received] == ["later"]
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-
 async def test_stopping_stores_what_is_still_queued(tmp_path: Path) -> None:
     uploader, clock = FakeUploader(), Clock()
     shipper = shipper_for(tmp_path, uploader, clock)
@@ -192,3 +171,37 @@ def test_the_handler_ships_sampled_records_in_the_wire_shape() -> None:
 def test_rates_outside_0_to_1_are_clamped(rate: float) -> None:
     sampler = LevelSampler({"info": rate}, rand=lambda: 0.5)
     assert sampler.rates["info"] in (0.0, 1.0)
+
+
+class PickyUploader(FakeUploader):
+    """Refuses any upload that contains a record saying "poison"."""
+
+    async def upload(self, bodies: Sequence[str]) -> LogUploadResult:
+        if any('"poison' in body for body in bodies):
+            raise Rejected("cloud answered 400: line 1: bad")
+        return await super().upload(bodies)
+
+
+async def test_only_the_record_the_cloud_refuses_is_dropped(tmp_path: Path) -> None:
+    uploader, clock = PickyUploader(), Clock()
+    shipper = shipper_for(tmp_path, uploader, clock)
+    task = asyncio.create_task(shipper.run())
+    try:
+        for i in range(100):
+            await shipper.put(line("poison" if i == 37 else f"line {i}"), None)
+        await asyncio.wait_for(shipper.settled(), 10)
+        assert await shipper.drain()
+        assert [r.message for r in uploader.received] == [
+            f"line {i}" for i in range(100) if i != 37
+        ]
+        assert shipper.rejected == 1 and shipper.outbox.pending() == 0
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def test_a_lone_surrogate_is_stored_as_a_replacement_character(tmp_path: Path) -> None:
+    outbox = LogOutbox(tmp_path / "outbox.sqlite", max_records=100)
+    outbox.store([line("file \udcff.txt")])
+    [(_, body)] = outbox.oldest(1, 10_000)
+    assert LogRecord.model_validate_json(body.encode("utf-8")).message == "file \ufffd.txt"

@@ -19,6 +19,7 @@ call it from worker threads, and one SQLite connection must not run two transact
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS records (seq INTEGER PRIMARY KEY, body TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS cursors ("
@@ -109,6 +111,8 @@ class LogOutbox:
                         ensure_ascii=False,
                         default=str,
                     )
+                    if not body.isascii():
+                        body = _encodable(body)
                     rows.append((seq, body))
                 self._conn.executemany("INSERT INTO records (seq, body) VALUES (?, ?)", rows)
                 last += len(rows)
@@ -174,3 +178,9 @@ class LogOutbox:
             if gone:
                 self._conn.executemany("DELETE FROM cursors WHERE container = ?", gone)
             return len(gone)
+
+
+def _encodable(text: str) -> str:
+    """A lone surrogate (from a file name or bytes decoded with surrogateescape) cannot be
+    sent as UTF-8: it becomes U+FFFD, not an upload the cloud refuses."""
+    return _SURROGATE.sub("\ufffd", text)

@@ -10,8 +10,9 @@ Uploads run every ``interval_s``, and at once whenever a full upload's worth is 
 chatty container drains continuously instead of filling the outbox. A failed upload backs off
 through the same retry gate as cloud sync (15 s x2 up to 15 min, circuit breaker); the
 records stay in the outbox (on disk) and go, oldest first, when the cloud is back. An upload
-the cloud refuses outright (4xx other than auth and throttling) is dropped with an error log:
-retrying the same bytes cannot help, and it must not block everything behind it.
+the cloud refuses outright (4xx other than auth and throttling) is not retried as it is:
+retrying the same bytes cannot help, and it must not block everything behind it; the upload
+is halved until the one record the cloud refuses is found, and only that one is dropped.
 """
 
 from __future__ import annotations
@@ -67,6 +68,9 @@ class LogShipper:
         self._upload_now = asyncio.Event()
         self._idle = asyncio.Event()
         self.shipped = 0
+        self.rejected = 0
+        # Records per upload; smaller while a record the cloud refuses is being isolated.
+        self._limit = UPLOAD_RECORDS
         self.dropped_in_memory = 0
         self.last_upload_at: float | None = None
 
@@ -169,18 +173,19 @@ class LogShipper:
             if self.gate.circuit_open or not self.gate.may_attempt():
                 return False
             async with self._outbox_lock:
-                batch = await asyncio.to_thread(self.outbox.oldest, UPLOAD_RECORDS, UPLOAD_BYTES)
+                batch = await asyncio.to_thread(self.outbox.oldest, self._limit, UPLOAD_BYTES)
             if not batch:
                 return True
             last_seq = batch[-1][0]
             try:
                 await self.uploader.upload([body for _, body in batch])
             except Rejected as exc:
-                log.error(
-                    "the cloud refused a log upload of %d records (%s); they are dropped",
-                    len(batch),
-                    exc,
-                )
+                if len(batch) > 1:
+                    # Find the record the cloud refuses by halving: the good ones still go.
+                    self._limit = max(1, len(batch) // 2)
+                    continue
+                log.error("the cloud refused log record %d (%s); it is dropped", last_seq, exc)
+                self.rejected += 1
             except SyncFailure as exc:
                 if self.gate.record_failure(str(exc)):
                     log.error("log uploads keep failing; pausing them: %s", exc)
@@ -191,6 +196,7 @@ class LogShipper:
                 self.gate.record_success()
                 self.shipped += len(batch)
                 self.last_upload_at = self._clock()
+                self._limit = min(UPLOAD_RECORDS, self._limit * 2)
             async with self._outbox_lock:
                 await asyncio.to_thread(self.outbox.remove_through, last_seq)
 
@@ -217,6 +223,7 @@ class LogShipper:
             "pending": self.outbox.pending(),
             "droppedFromOutbox": self.outbox.dropped(),
             "droppedInMemory": self.dropped_in_memory,
+            "rejected": self.rejected,
             "bytesSent": self.uploader.bytes_sent,
             "compressed": self.uploader.compress,
             "lastUploadAgoS": None
