@@ -108,6 +108,11 @@ def test_container_lines_reach_the_cloud_in_order_through_an_outage_and_a_restar
             ("shop", "talker", "container")
         }
         assert all(r["stream"] == "stderr" for r in records if r["message"].startswith("err"))
+        # The operator's view: `iotistic-cloud logs` filtered by service and stream text.
+        shown = cloud.cli("logs", device, "--service", "talker", "--grep", "err 4", "--json")
+        assert shown.returncode == 0, shown.stderr
+        listed = [json.loads(line) for line in shown.stdout.splitlines() if line.strip()]
+        assert [r["message"] for r in listed] == ["err 4"] + [f"err {i}" for i in range(40, 50)]
 
         # 2. The cloud goes away while the container keeps printing; the agent restarts.
         port = urlsplit(cloud.url).port
