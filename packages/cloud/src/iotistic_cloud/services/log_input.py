@@ -4,7 +4,6 @@ limits; one bad line refuses the whole upload and names the line and the field."
 from __future__ import annotations
 
 import functools
-import zlib
 from datetime import datetime
 from typing import Final
 
@@ -19,6 +18,7 @@ from iotistic_contracts.logs import (
 from pydantic import ValidationError
 
 from .errors import InvalidInput, TooLarge, UnsupportedEncoding
+from .gunzip import gunzip_bounded
 from .validation import from_validation_error
 
 _GZIP_ENCODINGS: Final = frozenset({"gzip", "x-gzip"})
@@ -61,17 +61,7 @@ def decode_upload(body: bytes, gzipped: bool) -> bytes:
         raise TooLarge(f"log upload is larger than {MAX_LOG_UPLOAD_BYTES} bytes")
     if not gzipped:
         return body
-    limit = MAX_LOG_UPLOAD_DECOMPRESSED_BYTES
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        data = inflater.decompress(body, limit + 1)
-    except zlib.error:
-        raise InvalidInput("log upload is not valid gzip") from None
-    if len(data) > limit or inflater.unconsumed_tail:
-        raise TooLarge(f"log upload is larger than {limit} bytes once decompressed")
-    if not inflater.eof or inflater.unused_data:
-        raise InvalidInput("log upload is not one complete gzip stream")
-    return data
+    return gunzip_bounded(body, MAX_LOG_UPLOAD_DECOMPRESSED_BYTES, "log upload")
 
 
 def parse_upload(data: bytes) -> list[tuple[LogRecord, int]]:

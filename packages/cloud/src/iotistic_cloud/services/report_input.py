@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zlib
 from typing import Final
 
 from iotistic_contracts.provisioning import normalize_uuid
@@ -10,6 +9,7 @@ from iotistic_contracts.sync import MAX_REPORT_BYTES, DeviceReport, StateReport
 from pydantic import ValidationError
 
 from .errors import Forbidden, InvalidInput, TooLarge, UnsupportedEncoding
+from .gunzip import gunzip_bounded
 from .validation import from_validation_error
 
 # Stored in a BIGINT column.
@@ -25,16 +25,7 @@ def decode_body(body: bytes, content_encoding: str | None) -> bytes:
         return body
     if encoding not in ("gzip", "x-gzip"):
         raise UnsupportedEncoding(f"Content-Encoding {encoding!r} is not supported (use gzip)")
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        data = inflater.decompress(body, MAX_REPORT_BYTES + 1)
-    except zlib.error:
-        raise InvalidInput("report body is not valid gzip") from None
-    if len(data) > MAX_REPORT_BYTES or inflater.unconsumed_tail:
-        raise TooLarge(f"report is larger than {MAX_REPORT_BYTES} bytes once decompressed")
-    if not inflater.eof or inflater.unused_data:
-        raise InvalidInput("report body is not one complete gzip stream")
-    return data
+    return gunzip_bounded(body, MAX_REPORT_BYTES, "report")
 
 
 def parse_report(raw: bytes, device_uuid: str) -> DeviceReport:
