@@ -15,6 +15,7 @@ DEFAULT_DATA_DIR: Final = Path("data/cloud")
 DEFAULT_MQTT_BROKER_URL: Final = "mqtt://127.0.0.1:1883"
 DEFAULT_OFFLINE_AFTER_S: Final = 60
 DEFAULT_KEY_EXCHANGE_TTL_S: Final = 600
+MAX_SECONDS: Final = 10 * 365 * 24 * 3600  # ten years: a bound on any duration setting
 DEFAULT_LOG_RETENTION_DAYS: Final = 7
 DEFAULT_LOG_MAX_RECORDS_PER_DEVICE: Final = 100_000
 MIN_ADMIN_TOKEN_CHARS: Final = 16
@@ -95,8 +96,12 @@ class Settings:
                 env.get("MQTT_CA_CERT_FILE") or None,
                 verify_certificate=_bool(env, "MQTT_VERIFY_CERTIFICATE", True),
             ),
-            offline_after_s=_positive_int(env, "DEVICE_OFFLINE_AFTER_S", DEFAULT_OFFLINE_AFTER_S),
-            key_exchange_ttl_s=_positive_int(env, "KEY_EXCHANGE_TTL_S", DEFAULT_KEY_EXCHANGE_TTL_S),
+            offline_after_s=_bounded_int(
+                env, "DEVICE_OFFLINE_AFTER_S", DEFAULT_OFFLINE_AFTER_S, MAX_SECONDS, "seconds"
+            ),
+            key_exchange_ttl_s=_bounded_int(
+                env, "KEY_EXCHANGE_TTL_S", DEFAULT_KEY_EXCHANGE_TTL_S, MAX_SECONDS, "seconds"
+            ),
             mqtt_admin=mqtt_admin_from_env(env),
             log_retention_days=_bounded_int(
                 env, "LOG_RETENTION_DAYS", DEFAULT_LOG_RETENTION_DAYS, 3650
@@ -232,27 +237,18 @@ def _public_url(value: str | None) -> str | None:
     return value.rstrip("/")
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+def _bounded_int(
+    env: Mapping[str, str], name: str, default: int, maximum: int, unit: str = ""
+) -> int:
+    """A whole number from 1 to ``maximum`` (in ``unit``, named in the messages)."""
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
+    suffix = f" {unit}" if unit else ""
     try:
         value = int(raw.strip())
     except ValueError:
-        raise SettingsError(f"{name} must be a whole number of seconds, got {raw!r}") from None
-    if not 1 <= value <= 10 * 365 * 24 * 3600:
-        raise SettingsError(f"{name} must be between 1 and 315360000 seconds, got {value}")
-    return value
-
-
-def _bounded_int(env: Mapping[str, str], name: str, default: int, maximum: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+        raise SettingsError(f"{name} must be a whole number{suffix}, got {raw!r}") from None
     if not 1 <= value <= maximum:
-        raise SettingsError(f"{name} must be between 1 and {maximum}, got {value}")
+        raise SettingsError(f"{name} must be between 1 and {maximum}{suffix}, got {value}")
     return value
