@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from iotistic_agent.logs.collector import ResumePoint, record_of
+from iotistic_agent.logs.collector import ContainerResume, ResumePoint, record_of
 from iotistic_agent.logs.outbox import Cursor, LogOutbox
 from iotistic_agent.orchestrator.engine import ContainerLogLine
 from iotistic_contracts.logs import MAX_LOG_MESSAGE_CHARS, LogRecord
@@ -123,3 +123,37 @@ def test_record_of_a_container_line_is_a_valid_wire_record() -> None:
     )
     assert record.truncated and len(record.message) == MAX_LOG_MESSAGE_CHARS
     assert record.timestamp == stamp(5, 123)
+
+
+def test_each_stream_resumes_from_its_own_cursor() -> None:
+    # stdout got further than stderr before the restart (separate engine tasks stamp them).
+    resume = ContainerResume(
+        "c1", {"stdout": Cursor(stamp(5, 0), 1), "stderr": Cursor(stamp(3, 0), 1)}
+    )
+    assert resume.since_s == pytest.approx(1_795_600_803.0)
+    assert resume.advance(ContainerLogLine(stamp(4, 0), "stdout", "old")) is None
+    # A stderr line stamped before stdout's cursor but after its own is new: not lost.
+    assert resume.advance(ContainerLogLine(stamp(4, 0), "stderr", "late")) == (
+        "c1/stderr",
+        Cursor(stamp(4, 0), 1),
+    )
+    assert resume.advance(ContainerLogLine(stamp(6, 0), "stdout", "new")) == (
+        "c1/stdout",
+        Cursor(stamp(6, 0), 1),
+    )
+
+
+def test_cursors_are_read_back_by_container_and_forgotten_with_it(tmp_path: Path) -> None:
+    outbox = LogOutbox(tmp_path / "o.sqlite", max_records=100)
+    outbox.store(
+        [], {"c1/stdout": Cursor(TS, 1), "c1/stderr": Cursor(TS, 2), "c10/stdout": Cursor(TS, 3)}
+    )
+    assert outbox.cursors_of("c1") == {"stdout": Cursor(TS, 1), "stderr": Cursor(TS, 2)}
+    assert outbox.forget_cursors({"c10"}) == 2
+    assert outbox.cursors_of("c1") == {} and outbox.cursors_of("c10") == {"stdout": Cursor(TS, 3)}
+
+
+def test_the_first_start_of_shipping_is_remembered(tmp_path: Path) -> None:
+    outbox = LogOutbox(tmp_path / "o.sqlite", max_records=100)
+    assert outbox.started_at(1000.5) == 1000.0
+    assert outbox.started_at(2000.0) == 1000.0

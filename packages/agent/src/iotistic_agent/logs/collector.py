@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -29,6 +29,9 @@ from .outbox import Cursor
 log = logging.getLogger("iotistic.logs.containers")
 
 SCAN_INTERVAL_S: Final = 1.0
+STREAMS: Final = ("stdout", "stderr")
+# Lines of history a container that predates log shipping sends at first (see _follow).
+DEFAULT_BACKLOG_LINES: Final = 1000
 FORGET_EVERY: Final = 60  # scans between two clean-ups of the cursors of removed containers
 _ENGINE_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z")
 
@@ -36,12 +39,12 @@ Put = Callable[[dict[str, Any], tuple[str, Cursor]], Any]
 
 
 class ResumePoint:
-    """Skips what the outbox already holds, and gives the cursor after each new line.
+    """Skips what the outbox already holds of one stream, and gives the cursor after each new
+    line.
 
-    The cursor is the newest timestamp stored and how many stored lines carry exactly it.
-    stdout and stderr are stamped by separate engine tasks, so a line may arrive a moment
-    "older" than the one before it: once past the resume point such a line is stored like any
-    other and the cursor stays on the newest timestamp.
+    One per stream: stdout and stderr are stamped by separate engine tasks, so only within a
+    stream are the timestamps in order. The cursor is the newest timestamp stored and how many
+    stored lines carry exactly it.
     """
 
     __slots__ = ("_count", "_key", "_resuming", "_skip", "_timestamp")
@@ -78,6 +81,28 @@ class ResumePoint:
         return Cursor(self._timestamp, self._count)
 
 
+class ContainerResume:
+    """The resume points of a container's two streams, stored as ``<container>/<stream>``."""
+
+    def __init__(self, container_id: str, cursors: Mapping[str, Cursor]) -> None:
+        self._container = container_id
+        self._streams = {stream: ResumePoint(cursors.get(stream)) for stream in STREAMS}
+
+    @property
+    def since_s(self) -> float | None:
+        """The earliest second either stream must be read from (None: the beginning)."""
+        seconds = [p.since_s for p in self._streams.values() if p.since_s is not None]
+        return min(seconds) if seconds else None
+
+    def advance(self, line: ContainerLogLine) -> tuple[str, Cursor] | None:
+        cursor = self._streams[line.stream].advance(line.timestamp)
+        return None if cursor is None else (cursor_key(self._container, line.stream), cursor)
+
+
+def cursor_key(container_id: str, stream: str) -> str:
+    return f"{container_id}/{stream}"
+
+
 def record_of(line: ContainerLogLine, app: str, service: str) -> dict[str, Any]:
     message = line.message
     truncated = len(message) > MAX_LOG_MESSAGE_CHARS
@@ -104,15 +129,19 @@ class ContainerLogCollector:
         engine: Engine,
         snapshot: Callable[[], EngineSnapshot | None],
         app_name: Callable[[int], str | None],
-        cursor_of: Callable[[str], Cursor | None],
+        cursors_of: Callable[[str], Mapping[str, Cursor]],
         put: Callable[[dict[str, Any], tuple[str, Cursor]], Any],
         forget_cursors: Callable[[set[str]], Any] | None = None,
         scan_interval_s: float = SCAN_INTERVAL_S,
+        backlog_before: float = 0.0,
+        backlog_lines: int = DEFAULT_BACKLOG_LINES,
     ) -> None:
         self._engine = engine
         self._snapshot = snapshot
         self._app_name = app_name
-        self._cursor_of = cursor_of
+        self._cursors_of = cursors_of
+        self._backlog_before = backlog_before
+        self._backlog_lines = backlog_lines
         self._put = put
         self._forget_cursors = forget_cursors
         self._interval_s = scan_interval_s
@@ -170,18 +199,24 @@ class ContainerLogCollector:
         app = self._app_name(container.app_id) or str(container.app_id)
         what = f"{app}/{container.service_name} ({container.id[:12]})"
         try:
-            resume = ResumePoint(await asyncio.to_thread(self._cursor_of, container.id))
+            cursors = await asyncio.to_thread(self._cursors_of, container.id)
+            resume = ContainerResume(container.id, cursors)
+            # A container that ran before shipping was first enabled (apps from local mode, an
+            # agent upgrade) sends only its recent history, not years of output over a
+            # cellular link; any container started since sends everything.
+            backlog = not cursors and container.created_at < self._backlog_before
             lines = self._engine.container_logs(
-                container.id, tail=None, follow=True, since=resume.since_s
+                container.id,
+                tail=self._backlog_lines if backlog else None,
+                follow=True,
+                since=resume.since_s,
             )
             try:
                 async for line in lines:
-                    cursor = resume.advance(line.timestamp)
+                    cursor = resume.advance(line)
                     if cursor is None:
                         continue
-                    await self._put(
-                        record_of(line, app, container.service_name), (container.id, cursor)
-                    )
+                    await self._put(record_of(line, app, container.service_name), cursor)
                     self.lines += 1
             finally:
                 close = getattr(lines, "aclose", None)

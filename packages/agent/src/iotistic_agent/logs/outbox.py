@@ -163,18 +163,37 @@ class LogOutbox:
         with self._lock:
             return self._counter("last_seq")
 
-    def cursor(self, container: str) -> Cursor | None:
+    def cursor(self, key: str) -> Cursor | None:
         with self._lock:
             row = self._conn.execute(
-                "SELECT timestamp, count FROM cursors WHERE container = ?", (container,)
+                "SELECT timestamp, count FROM cursors WHERE container = ?", (key,)
             ).fetchone()
             return None if row is None else Cursor(str(row[0]), int(row[1]))
+
+    def cursors_of(self, container: str) -> dict[str, Cursor]:
+        """A container's cursors by stream (keys ``<container>/<stream>``)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT container, timestamp, count FROM cursors WHERE container >= ? "
+                "AND container < ?",
+                (container + "/", container + "0"),  # "0" sorts right after "/"
+            ).fetchall()
+        return {str(k).split("/", 1)[1]: Cursor(str(t), int(c)) for k, t, c in rows}
+
+    def started_at(self, now: float) -> float:
+        """When log shipping was first enabled on this device (``now`` the first time)."""
+        with self._lock, self._transaction():
+            found = self._counter("started_at")
+            if found:
+                return float(found)
+            self._set_counter("started_at", int(now))
+            return float(int(now))
 
     def forget_cursors(self, keep: set[str]) -> int:
         """Drop the cursors of containers that no longer exist."""
         with self._lock:
             known = [str(row[0]) for row in self._conn.execute("SELECT container FROM cursors")]
-            gone = [(c,) for c in known if c not in keep]
+            gone = [(c,) for c in known if c.split("/", 1)[0] not in keep]
             if gone:
                 self._conn.executemany("DELETE FROM cursors WHERE container = ?", gone)
             return len(gone)

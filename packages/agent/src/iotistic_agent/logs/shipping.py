@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,13 +81,15 @@ class LogShippingRun:
                 uploader = LogUploader(session, self.credentials, settings.compress)
                 shipper = LogShipper(outbox, uploader, settings.upload_interval_s, settings.policy)
                 self.shipper = shipper
+                started = await asyncio.to_thread(outbox.started_at, time.time())
                 collector = ContainerLogCollector(
                     self._engine,
                     self._snapshot,
                     self._app_name,
-                    outbox.cursor,
+                    outbox.cursors_of,
                     shipper.put,
                     outbox.forget_cursors,
+                    backlog_before=started,
                 )
                 self.collector = collector
                 handler = ShippingHandler(
