@@ -34,7 +34,7 @@ FAST = {
 MEMORY_BOUND_MB = 110
 
 TALKER = (
-    "trap 'exit 0' TERM; i=0; while [ $i -lt 50 ]; do echo \"out $i\"; echo \"err $i\" >&2; "
+    'trap \'exit 0\' TERM; i=0; while [ $i -lt 50 ]; do echo "out $i"; echo "err $i" >&2; '
     'i=$((i+1)); done; n=0; while true; do echo "tick $n"; n=$((n+1)); sleep 0.02; done'
 )
 FLOOD_LINES = 200_000
@@ -63,7 +63,7 @@ def cloud_logs(cloud: CloudProcess, device: str, **params: Any) -> list[dict[str
 def provisioned_agent(cloud: CloudProcess, data_dir: Path, **env: str) -> tuple[AgentProcess, str]:
     key = cloud.cli("keys", "create", "--quiet").stdout.strip()
     agent = AgentProcess(
-        data_dir, PROVISIONING_API_KEY=key, CLOUD_API_ENDPOINT=cloud.url, **FAST, **env
+        data_dir, PROVISIONING_API_KEY=key, CLOUD_API_ENDPOINT=cloud.url, **{**FAST, **env}
     ).start()
     device = wait_for(
         lambda: (s := agent.get("/v1/provision").json())["provisioned"] and s["uuid"],
@@ -140,6 +140,45 @@ def test_container_lines_reach_the_cloud_in_order_through_an_outage_and_a_restar
         # The agent's own records are there too, with their components.
         agent_records = cloud_logs(cloud, device, source="agent", level="warn")
         assert any(r["component"] for r in agent_records)
+    finally:
+        agent.stop()
+        cloud.stop()
+
+
+LAST_WORDS = 30_000
+# On SIGTERM it prints a burst and exits, and the agent then removes it (which deletes its
+# log): the burst must still reach the cloud whole. (An attached reader keeps reading a
+# removed container's log; a container no follower saw yet is read before its removal.)
+GOODBYE = (
+    f"trap 'seq 1 {LAST_WORDS}; exit 0' TERM; echo started; "
+    "while true; do sleep 3600 & wait $!; done"
+)
+
+
+def test_the_last_output_of_a_removed_container_is_not_lost(
+    tmp_path: Path, images: ImageSet, docker_clean: None
+) -> None:
+    cloud = CloudProcess(tmp_path / "cloud").start()
+    agent, device = provisioned_agent(cloud, tmp_path / "agent", CLOUD_LOG_UPLOAD_INTERVAL="200")
+    try:
+        ender = svc(1, "ender", images.v1, config={"command": ["sh", "-c", GOODBYE]})
+        set_target(cloud, device, tmp_path, target(app(1001, ender, name="shop")))
+        wait_for(
+            lambda: any(r["message"] == "started" for r in cloud_logs(cloud, device, q="started")),
+            60,
+            0.3,
+            f"never started:\n{agent.log()[-3000:]}",
+        )
+        set_target(cloud, device, tmp_path, target())  # the app goes: stop, then remove
+        wait_for(lambda: agent.apps_state().get("1001") is None, 60, 0.3)
+
+        def all_words() -> list[int] | None:
+            records = cloud_logs(cloud, device, service="ender")
+            words = [int(r["message"]) for r in records if r["message"].isdigit()]
+            return words if len(words) >= LAST_WORDS else None
+
+        words = wait_for(all_words, 60, 0.5, f"last words lost:\n{agent.log()[-3000:]}")
+        assert words == list(range(1, LAST_WORDS + 1))
     finally:
         agent.stop()
         cloud.stop()

@@ -159,3 +159,18 @@ async def test_a_container_older_than_log_shipping_sends_only_its_recent_history
     harness.snapshot = EngineSnapshot(containers=(container("old", "running", started_at=2.0),))
     await harness.scan_and_settle()
     assert engine.tails[-1] is None
+
+
+async def test_a_container_about_to_be_removed_is_read_to_its_end_first() -> None:
+    lines = [ContainerLogLine(stamp(1), "stdout", "last words")]
+    engine = FakeEngine({"short": lines})
+    # Stopped before any scan: never followed, yet its output must not go with it.
+    harness = Harness(engine, EngineSnapshot(containers=(container("short", "exited"),)))
+    await harness.collector.finish_reading("short")
+    assert [f["message"] for f, _ in harness.stored] == ["last words"]
+    # Read to its end: a second call does not read it again.
+    await harness.collector.finish_reading("short")
+    assert len(engine.calls) == 1
+    # Unknown to the snapshot: nothing to do, no error.
+    await harness.collector.finish_reading("gone")
+    assert len(engine.calls) == 1

@@ -188,3 +188,24 @@ async def test_an_exit_before_any_snapshot_saw_the_container_running_still_count
     engine.containers[cid] = replace(engine.containers[cid], status="exited", exit_code=1)
     await rec.reconcile()
     assert rec.failures[(1, "web")].reason == "CrashLoopBackOff"
+
+
+async def test_a_container_is_stopped_then_handed_to_before_remove_then_removed() -> None:
+    engine, _, targets, _, rec = make({1001: app(1001, service(1001, "web", GOOD))})
+    await rec.reconcile()
+    [web] = engine.containers.values()
+    seen: list[tuple[str, str | None]] = []
+
+    async def before_remove(container_id: str) -> None:
+        still = engine.containers.get(container_id)
+        seen.append((container_id, None if still is None else still.status))
+        engine.log.append("before_remove")
+
+    rec.before_remove = before_remove
+    targets.target = {}  # the app goes away: its container is killed
+    await rec.reconcile()
+    assert seen == [(web.id, "exited")]  # stopped, not yet removed
+    order = [
+        entry for entry in engine.log if entry.split()[0] in ("stop", "before_remove", "remove")
+    ]
+    assert order[-3:] == ["stop web " + GOOD, "before_remove", "remove web " + GOOD]

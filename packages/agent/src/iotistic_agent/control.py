@@ -70,6 +70,9 @@ class Control:
         for c in snapshot.containers:
             if c.app_id == app_id:
                 await self._engine.stop_container(c.id, 10)
+                before_remove = self._reconciler.before_remove
+                if before_remove is not None:
+                    await before_remove(c.id)
                 await self._engine.remove_container(c.id)
         return snapshot
 

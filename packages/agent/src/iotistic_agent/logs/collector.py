@@ -16,6 +16,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -32,6 +33,8 @@ SCAN_INTERVAL_S: Final = 1.0
 STREAMS: Final = ("stdout", "stderr")
 # Lines of history a container that predates log shipping sends at first (see _follow).
 DEFAULT_BACKLOG_LINES: Final = 1000
+# How long a container's removal waits for its last lines to be read.
+FINISH_READING_S: Final = 5.0
 FORGET_EVERY: Final = 60  # scans between two clean-ups of the cursors of removed containers
 _ENGINE_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z")
 
@@ -194,6 +197,28 @@ class ContainerLogCollector:
             task = asyncio.get_running_loop().create_task(asyncio.to_thread(forget, keep))
             self._housekeeping.add(task)
             task.add_done_callback(self._housekeeping.discard)
+
+    async def finish_reading(self, container_id: str) -> None:
+        """A stopped container is about to be removed (and its log with it): wait, at most
+        FINISH_READING_S, until its follower has read and queued everything. Never raises."""
+        task = self._followers.get(container_id)
+        if task is None:
+            snapshot = self._snapshot()
+            known = snapshot and next(
+                (c for c in snapshot.containers if c.id == container_id), None
+            )
+            if not known or self._read_to_end.get(container_id) == known.started_at:
+                return
+            # Stopped before any scan saw it running (a short job): read it now.
+            task = self._followers[container_id] = asyncio.create_task(
+                self._follow(replace(known, status="exited")), name=f"logs-{container_id[:12]}"
+            )
+        done, _ = await asyncio.wait({task}, timeout=FINISH_READING_S)
+        if not done:
+            log.warning(
+                "the last output of container %s was not all read before its removal",
+                container_id[:12],
+            )
 
     async def _follow(self, container: ContainerInfo) -> None:
         app = self._app_name(container.app_id) or str(container.app_id)

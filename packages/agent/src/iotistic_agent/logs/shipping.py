@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ..cloud.retry import RetryPolicy
-from ..orchestrator.engine import Engine
+from ..orchestrator.engine import BeforeRemove, Engine
 from ..orchestrator.model import EngineSnapshot
 from ..store.device import CloudCredentials
 from ..task_slot import TaskSlot
@@ -53,6 +53,7 @@ class LogShippingRun:
         app_name: Callable[[int], str | None],
         component: Callable[[str], str],
         handler_filters: list[logging.Filter],
+        set_before_remove: Callable[[BeforeRemove | None], None] = lambda hook: None,
     ) -> None:
         self.credentials = credentials
         self._settings = settings
@@ -61,6 +62,7 @@ class LogShippingRun:
         self._app_name = app_name
         self._component = component
         self._filters = handler_filters
+        self._set_before_remove = set_before_remove
         self.shipper: LogShipper | None = None
         self.collector: ContainerLogCollector | None = None
 
@@ -104,10 +106,13 @@ class LogShippingRun:
                     self.credentials.endpoint,
                     "gzip" if settings.compress else "uncompressed",
                 )
+                # A container about to be removed is read to its end first.
+                self._set_before_remove(collector.finish_reading)
                 async with asyncio.TaskGroup() as group:
                     group.create_task(shipper.run())
                     group.create_task(collector.run())
         finally:
+            self._set_before_remove(None)
             if handler is not None:
                 logging.getLogger().removeHandler(handler)
             with contextlib.suppress(Exception):

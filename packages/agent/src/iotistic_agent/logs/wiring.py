@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from ..cloud.retry import RetryPolicy
-from ..orchestrator.engine import Engine
+from ..orchestrator.engine import BeforeRemove, Engine
 from ..orchestrator.reconciler import Reconciler
 from ..settings import AgentSettings
 from ..store.device import CloudCredentials
@@ -46,6 +46,9 @@ def log_shipping_service(
         spec = targets.current_target().get(app_id)
         return None if spec is None else spec.app_name
 
+    def set_before_remove(hook: BeforeRemove | None) -> None:
+        reconciler.before_remove = hook
+
     def make(credentials: CloudCredentials) -> LogShippingRun:
         return LogShippingRun(
             credentials,
@@ -55,6 +58,7 @@ def log_shipping_service(
             app_name,
             component,
             list(filters),
+            set_before_remove,
         )
 
     return LogShippingService(make)

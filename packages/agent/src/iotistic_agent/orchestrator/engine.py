@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -99,7 +99,14 @@ class Engine(Protocol):
         ...
 
 
-async def apply_step(engine: Engine, step: Step) -> str | None:
+# Called with a container's id after it stopped and before it is removed: the log collector
+# reads what the container printed last (removing it deletes its log).
+BeforeRemove = Callable[[str], Awaitable[None]]
+
+
+async def apply_step(
+    engine: Engine, step: Step, before_remove: BeforeRemove | None = None
+) -> str | None:
     """Carry out one engine step; a start returns the container's id. Lock and noop steps
     are the reconciler's own business."""
     match step:
@@ -121,8 +128,12 @@ async def apply_step(engine: Engine, step: Step) -> str | None:
             await engine.stop_container(cid, timeout)
         case Kill(container_id=cid, timeout_s=timeout):
             await engine.stop_container(cid, timeout)
+            if before_remove is not None:
+                await before_remove(cid)
             await engine.remove_container(cid)
         case Remove(container_id=cid):
+            if before_remove is not None:
+                await before_remove(cid)
             await engine.remove_container(cid)
         case Pause(container_id=cid):
             await engine.pause_container(cid)

@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .backoff import STABLE_AFTER_S, record_failure
-from .engine import Engine, EngineError, EngineUnavailable, ImagePullError, StartError, apply_step
+from .engine import (
+    BeforeRemove,
+    Engine,
+    EngineError,
+    EngineUnavailable,
+    ImagePullError,
+    StartError,
+    apply_step,
+)
 from .model import (
     AppSpec,
     EngineSnapshot,
@@ -82,6 +90,8 @@ class Reconciler:
         self._restart_counts: dict[str, int] = {}
         self._exit_codes: dict[str, int] = {}
         self.last_snapshot: EngineSnapshot | None = None
+        # Set while log shipping runs: reads a stopped container's last lines before removal.
+        self.before_remove: BeforeRemove | None = None
         self.engine_error: str | None = None
 
     @property
@@ -190,7 +200,7 @@ class Reconciler:
             return True
         log.info("step %s%s", _describe(step), self._replacement_reason(step))
         try:
-            started = await apply_step(self._engine, step)
+            started = await apply_step(self._engine, step, self.before_remove)
         except EngineUnavailable:
             raise
         except ImagePullError as exc:
