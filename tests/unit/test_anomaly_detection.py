@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import random
-import time
+import sys
 from collections import Counter
 
 import pytest
@@ -366,27 +366,38 @@ def test_default_timestamp_is_now_in_ms() -> None:
 # --- cost per point --------------------------------------------------------------------------
 
 
-def points_per_second(window: int, n: int = 30_000) -> float:
+def calls_per_point(window: int, n: int = 5_000) -> float:
+    """Python and C function calls per point once the window is full (sys.setprofile): a
+    deterministic count, where a timing would depend on the machine's load."""
     service = AnomalyDetectionService(AnomalyConfig(window_size=window, warmup_points=10))
     rng = random.Random(1)
+    for i in range(window + 100):  # fill the window
+        service.process_data_point("system", "m", rng.gauss(50, 5), T0 + i * 100)
     values = [rng.gauss(50, 5) for _ in range(n)]
-    metrics = [f"m{i}" for i in range(10)]
-    best = math.inf
-    for _ in range(3):
-        started = time.perf_counter()
+    calls = 0
+
+    def count(frame: object, event: str, arg: object) -> None:
+        nonlocal calls
+        if event in ("call", "c_call"):
+            calls += 1
+
+    sys.setprofile(count)
+    try:
         for i, value in enumerate(values):
-            service.process_data_point("system", metrics[i % 10], value, T0 + i * 100)
-        best = min(best, time.perf_counter() - started)
-    return n / best
+            service.process_data_point("system", "m", value, T0 + (window + 100 + i) * 100)
+    finally:
+        sys.setprofile(None)
+    return calls / n
 
 
-def test_cost_per_point_does_not_grow_with_the_window() -> None:
-    # Recomputing over the window would make 5000 points ~50x slower than 100; the
-    # incremental structures keep it within a small factor (the sorted list's memmove).
-    small = points_per_second(100)
-    large = points_per_second(5000)
-    assert large > small / 3, (small, large)
-    assert small > 10_000  # loose floor for a loaded CI machine; the bench measures properly
+def test_python_level_work_per_point_does_not_grow_with_the_window() -> None:
+    # Iterating over the window in Python (a recomputed mean, MAD or quantile) would make a
+    # 5000-point window do ~50x the calls of a 100-point one; the incremental structures keep
+    # the count the same. C-level work that grows (the memmove inside one insort) is measured
+    # in time by bench/bench_anomaly.py, not here: a timing in a test depends on the load.
+    small = calls_per_point(100)
+    large = calls_per_point(5000)
+    assert large < small * 1.5, (small, large)
 
 
 def test_a_flood_of_rejected_metrics_logs_a_bounded_number_of_lines(
