@@ -205,3 +205,38 @@ def test_a_lone_surrogate_is_stored_as_a_replacement_character(tmp_path: Path) -
     outbox.store([line("file \udcff.txt")])
     [(_, body)] = outbox.oldest(1, 10_000)
     assert LogRecord.model_validate_json(body.encode("utf-8")).message == "file \ufffd.txt"
+
+
+def test_new_settings_apply_to_the_running_shipping_at_once(tmp_path: Path) -> None:
+    from iotistic_agent.logs.shipping import LogShippingRun, ShippingSettings
+    from iotistic_agent.store.device import CloudCredentials
+
+    def settings(interval_s: float, compress: bool, info: float) -> ShippingSettings:
+        return ShippingSettings(
+            upload_interval_s=interval_s,
+            compress=compress,
+            sampling={"debug": 0.0, "info": info, "warn": 1.0, "error": 1.0},
+            max_records=1000,
+            policy=RetryPolicy(),
+            data_dir=tmp_path,
+        )
+
+    credentials = CloudCredentials(
+        uuid="d", endpoint="http://127.0.0.1:1", api_key="idk_x", ca_cert=None, verify_tls=True
+    )
+    run = LogShippingRun(
+        credentials,
+        settings(60, True, 0.5),
+        None,
+        lambda: None,
+        lambda a: None,
+        str,
+        [],  # type: ignore[arg-type]
+    )
+    uploader = FakeUploader()
+    run.shipper = shipper_for(tmp_path, uploader, Clock())
+    run.handler = ShippingHandler(run.shipper.offer, LevelSampler({"info": 0.5}), str)
+    run.apply(settings(5, False, 1.0))
+    assert run.shipper.interval_s == 5
+    assert uploader.compress is False
+    assert run.handler.sampler.rates["info"] == 1.0

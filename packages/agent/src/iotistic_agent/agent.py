@@ -28,7 +28,7 @@ from .logs.components import component_for
 from .logs.redaction import RedactingFilter, redact_text
 from .logs.ring import LogRing
 from .logs.setup import LoggingSetup, LogSettings, level_number
-from .logs.wiring import log_shipping_service
+from .logs.wiring import log_shipping_service, shipping_settings
 from .mqtt.credentials import MqttCredentials
 from .mqtt.service import MqttService
 from .orchestrator.docker import DockerEngine
@@ -133,6 +133,7 @@ async def run_agent(
         apply_log_settings(new)
         reconciler.set_interval(new.RECONCILIATION_INTERVAL_MS / 1000)
         cloud.set_timing(sync_timing(new))
+        log_shipping.apply(shipping_settings(new))
         anomalies.service.reconfigure(anomaly_config(new))
         # Only a change of DEVICE_NAME renames: any other change must keep the cloud's name.
         if new.DEVICE_NAME != applied[0].DEVICE_NAME:

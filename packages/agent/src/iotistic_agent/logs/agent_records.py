@@ -35,12 +35,12 @@ class ShippingHandler(logging.Handler):
     ) -> None:
         super().__init__()
         self._offer = offer
-        self._sampler = sampler
+        self.sampler = sampler  # replaced whole when the sampling rates change
         self._component = component
 
     def emit(self, record: logging.LogRecord) -> None:
         level = level_of(record)
-        if not self._sampler.keep(level):
+        if not self.sampler.keep(level):
             return
         try:
             message = record.getMessage()

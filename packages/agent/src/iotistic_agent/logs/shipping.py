@@ -64,6 +64,7 @@ class LogShippingRun:
         self._filters = handler_filters
         self._set_before_remove = set_before_remove
         self.shipper: LogShipper | None = None
+        self.handler: ShippingHandler | None = None
         self.collector: ContainerLogCollector | None = None
 
     async def run(self) -> None:
@@ -99,6 +100,7 @@ class LogShippingRun:
                 )
                 for log_filter in self._filters:
                     handler.addFilter(log_filter)
+                self.handler = handler
                 logging.getLogger().addHandler(handler)
                 log.info(
                     "log shipping started: every %.0f s to %s, %s",
@@ -117,6 +119,17 @@ class LogShippingRun:
                 logging.getLogger().removeHandler(handler)
             with contextlib.suppress(Exception):
                 outbox.close()
+
+    def apply(self, settings: ShippingSettings) -> None:
+        """New upload interval, compression and sampling (`iotctl config set`), at once."""
+        self._settings = settings
+        if self.handler is not None:
+            self.handler.sampler = LevelSampler(settings.sampling)
+        shipper = self.shipper
+        if shipper is not None:
+            shipper.uploader.compress = settings.compress
+            shipper.interval_s = settings.upload_interval_s
+            shipper.upload_now()  # the new interval counts from now
 
     def status(self) -> dict[str, Any]:
         shipper = self.shipper
@@ -145,11 +158,12 @@ class LogShippingService:
             return
         self._slot.replace(self._make_run(credentials))
 
-    def restart(self) -> None:
-        """New settings (`iotctl config set`): the running shipping starts over with them."""
+    def apply(self, settings: ShippingSettings) -> None:
+        """New settings (`iotctl config set`) for the running shipping; a later start reads
+        the current ones anyway."""
         current = self._slot.current
         if current is not None:
-            self._slot.replace(self._make_run(current.credentials))
+            current.apply(settings)
 
     async def stop(self) -> None:
         await self._slot.stop()
