@@ -1,8 +1,11 @@
-"""Cloud log ingestion: uploads of 1000 NDJSON records, plain and gzip.
+"""Cloud logs: ingestion (uploads of 1000 NDJSON records, plain and gzip), or with --query the
+admin log queries on a full table.
 
 Run (after scripts/bootstrap.sh, as root for PostgreSQL):
     .venv/bin/python bench/bench_cloud_logs.py [--backend sqlite|postgresql|both]
         [--devices 8] [--clients 4] [--seconds 5] [--records 1000]
+    .venv/bin/python bench/bench_cloud_logs.py --query [--backend ...] [--devices 20]
+        [--per-device 100000] [--seconds 3]
 
 The real `iotistic-cloud serve` (one process) is pinned to CPU 0; this load generator (and
 PostgreSQL, when used) to CPU 1, as in bench_cloud.py, whose load loop this reuses. For each
@@ -11,6 +14,9 @@ with --records new records per upload (a mix of container lines and agent record
 context, about 240 bytes a line), plain and gzip, from --clients concurrent keep-alive
 clients spread over --devices devices. Reported: uploads/s, records/s, MB/s as sent and as
 NDJSON, p50/p99 latency, and the cloud's RSS after each measurement (and its peak).
+
+--query (bench_cloud_log_queries.py): fills the table through the upload API, then times
+GET /api/admin/v1/devices/{uuid}/logs for the usual operator queries, one client at a time.
 """
 
 from __future__ import annotations
@@ -176,18 +182,27 @@ def run_backend(name: str, args: argparse.Namespace, work: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
-    parser.add_argument("--devices", type=int, default=8)
+    parser.add_argument("--devices", type=int, help="8, or 20 with --query")
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, help="per measurement: 5, or 3 with --query")
     parser.add_argument("--records", type=int, default=1000)
+    parser.add_argument("--query", action="store_true", help="time the admin log queries")
+    parser.add_argument("--per-device", type=int, default=100_000, help="with --query")
     args = parser.parse_args()
+    args.devices = args.devices or (20 if args.query else 8)
+    args.seconds = args.seconds or (3.0 if args.query else 5.0)
     if len(os.sched_getaffinity(0)) < 2:
         sys.exit("needs two CPUs: one for the cloud, one for the load")
     os.sched_setaffinity(0, {1})
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     with tempfile.TemporaryDirectory(prefix="bench-cloud-logs-") as work:
         for backend in backends:
-            run_backend(backend, args, Path(work))
+            if args.query:
+                from bench_cloud_log_queries import run_queries
+
+                run_queries(backend, args, Path(work))
+            else:
+                run_backend(backend, args, Path(work))
 
 
 if __name__ == "__main__":
