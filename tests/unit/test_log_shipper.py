@@ -4,6 +4,7 @@ refused uploads dropped, and the agent-record handler's sampling and record shap
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -240,3 +241,26 @@ def test_new_settings_apply_to_the_running_shipping_at_once(tmp_path: Path) -> N
     assert run.shipper.interval_s == 5
     assert uploader.compress is False
     assert run.handler.sampler.rates["info"] == 1.0
+
+
+def test_secrets_in_an_exception_never_reach_the_cloud() -> None:
+    from iotistic_agent.logs.redaction import RedactingFilter
+
+    shipped: list[dict[str, Any]] = []
+    handler = ShippingHandler(shipped.append, LevelSampler({}), lambda name: "mqtt")
+    handler.addFilter(RedactingFilter())
+    logger = logging.getLogger("iotistic.mqtt.test_secret")
+    logger.addHandler(handler)
+    secret = "idk_" + "A" * 43
+    try:
+        try:
+            raise ConnectionError(f"mqtts://dev:hunter2secret@broker refused; Bearer {secret}")
+        except ConnectionError:
+            logger.exception("connect failed", extra={"context": {"reading": float("nan")}})
+    finally:
+        logger.removeHandler(handler)
+    [fields] = shipped
+    text = json.dumps(fields)  # valid JSON: no NaN
+    assert "hunter2secret" not in text and secret not in text
+    assert "[redacted]" in fields["context"]["error"]
+    assert fields["context"]["reading"] == "nan"

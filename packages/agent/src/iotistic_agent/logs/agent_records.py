@@ -1,27 +1,35 @@
-"""The agent's own log records, as log shipping records (sampled per level)."""
+"""The agent's own log records, as log shipping records (sampled per level).
+
+Built from the same redacted entry as the agent's JSON lines (``formatting.record_entry``):
+the message is redacted by the filter every handler carries, the exception text and stack by
+the entry itself, so nothing reaches the cloud that the local log would not show.
+"""
 
 from __future__ import annotations
 
 import logging
-import traceback
+import math
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from iotistic_contracts.logs import MAX_LOG_MESSAGE_CHARS
 
+from .formatting import level_name, record_entry
 from .sampling import LevelSampler
 
 MAX_STACK_CHARS: Final = 4096
-_LEVELS: Final = {"DEBUG": "debug", "INFO": "info", "WARNING": "warn"}
 
 
-def level_of(record: logging.LogRecord) -> str:
-    return _LEVELS.get(record.levelname, "error" if record.levelno >= logging.ERROR else "info")
-
-
-def utc_timestamp(created: float) -> str:
-    return datetime.fromtimestamp(created, UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+def json_safe(value: Any) -> Any:
+    """A context value that is valid JSON: NaN and infinities (which JSON cannot carry) become
+    their text; containers are walked."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
 
 
 class ShippingHandler(logging.Handler):
@@ -39,30 +47,29 @@ class ShippingHandler(logging.Handler):
         self._component = component
 
     def emit(self, record: logging.LogRecord) -> None:
-        level = level_of(record)
+        level = level_name(record.levelno)
         if not self.sampler.keep(level):
             return
         try:
-            message = record.getMessage()
+            entry = record_entry(record)
         except Exception:  # a bad format string must not break logging
             self.handleError(record)
             return
+        message = str(entry["message"])
         fields: dict[str, Any] = {
-            "timestamp": utc_timestamp(record.created),
+            "timestamp": entry["timestamp"],
             "level": level,
             "source": "agent",
-            "component": self._component(record.name),
+            "component": entry.get("component") or self._component(record.name),
             "message": message[:MAX_LOG_MESSAGE_CHARS],
         }
         if len(message) > MAX_LOG_MESSAGE_CHARS:
             fields["truncated"] = True
-        context = getattr(record, "context", None)
-        extra: dict[str, Any] = dict(context) if isinstance(context, Mapping) else {}
-        if record.exc_info and record.exc_info[1] is not None:
-            exc = record.exc_info[1]
-            extra["error"] = f"{type(exc).__name__}: {exc}"
-            stack = "".join(traceback.format_exception(*record.exc_info))
-            extra["stack"] = stack[-MAX_STACK_CHARS:]
-        if extra:
-            fields["context"] = extra
+        context: dict[str, Any] = dict(entry.get("context") or {})
+        if "error" in entry:
+            context["error"] = entry["error"]
+        if "stack" in entry:
+            context["stack"] = str(entry["stack"])[-MAX_STACK_CHARS:]
+        if context:
+            fields["context"] = json_safe(context)
         self._offer(fields)
