@@ -272,7 +272,7 @@ def test_series_without_readings_are_forgotten_and_make_room() -> None:
     now = [T0]
     day = 24 * 3600 * 1000
     service = AnomalyDetectionService(
-        AnomalyConfig(max_series=2, series_idle_ms=day), clock_ms=lambda: now[0]
+        AnomalyConfig(max_series=2, series_idle_ms=day), monotonic_ms=lambda: now[0]
     )
     service.process_data_point("s", "removed_sensor", 1.0)
     service.process_data_point("s", "kept", 1.0)
@@ -435,3 +435,35 @@ def test_returned_lists_are_the_callers_own() -> None:
     first = service.process_data_point("s", "m", 1.0, T0)
     first.append("mine")  # type: ignore[arg-type]
     assert service.process_data_point("s", "m", 1.0, T0 + 1000) == []
+
+
+def test_a_full_service_looks_for_idle_series_at_most_once_a_minute() -> None:
+    now = [T0]
+    service = AnomalyDetectionService(AnomalyConfig(max_series=2), monotonic_ms=lambda: now[0])
+    service.process_data_point("s", "a", 1.0)
+    service.process_data_point("s", "b", 1.0)
+    sweeps = []
+    real = service.prune_idle
+    service.prune_idle = lambda now_ms: sweeps.append(now_ms) or real(now_ms)  # type: ignore[method-assign]
+    for i in range(1000):  # a flood of new metric names
+        service.process_data_point("s", f"spam{i}", 1.0)
+    assert len(sweeps) == 1 and service.counters["rejected"] == 1000
+    now[0] += 61_000
+    service.process_data_point("s", "one more", 1.0)
+    assert len(sweeps) == 2
+
+
+def test_a_timestamp_that_goes_back_becomes_the_new_reference() -> None:
+    service = AnomalyDetectionService(AnomalyConfig(window_size=10, warmup_points=10))
+    for i in range(50):
+        service.process_data_point("s", "m", 50.0 + (i % 3), T0 + i * 1000)
+    service.process_data_point("s", "m", 51.0, T0 + 40_001)  # the clock was set back
+    detector = service._series[("s", "m")]
+    assert detector._prev_ts == T0 + 40_001
+    # From there on, rates are taken over the real spacing again: no alarm from tiny gaps.
+    found = [
+        d
+        for i in range(1, 20)
+        for d in service.process_data_point("s", "m", 50.0 + (i % 3), T0 + 40_001 + i * 1000)
+    ]
+    assert found == []

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -264,3 +266,85 @@ def test_secrets_in_an_exception_never_reach_the_cloud() -> None:
     assert "hunter2secret" not in text and secret not in text
     assert "[redacted]" in fields["context"]["error"]
     assert fields["context"]["reading"] == "nan"
+
+
+class RefuseAll(FakeUploader):
+    async def upload(self, bodies: Sequence[str]) -> LogUploadResult:
+        raise Rejected("cloud answered 415: Content-Type not supported")
+
+
+async def test_when_the_cloud_refuses_everything_the_records_are_kept(tmp_path: Path) -> None:
+    uploader, clock = RefuseAll(), Clock()
+    shipper = shipper_for(tmp_path, uploader, clock)
+    task = asyncio.create_task(shipper.run())
+    try:
+        for i in range(40):
+            await shipper.put(line(f"line {i}"), None)
+        await asyncio.wait_for(shipper.settled(), 10)
+        assert not await shipper.drain()
+        assert shipper.outbox.pending() == 40 and shipper.rejected == 0
+        assert "refuses every log upload" in str(shipper.status()["lastError"])
+        assert not await shipper.drain()  # backing off
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_failed_store_is_retried_and_nothing_is_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from iotistic_agent.logs import shipper as shipper_module
+
+    monkeypatch.setattr(shipper_module, "STORE_RETRY_S", 0.01)
+    uploader, clock = FakeUploader(), Clock()
+    shipper = shipper_for(tmp_path, uploader, clock)
+    real_store = shipper.outbox.store
+    failures = [sqlite3.OperationalError("database or disk is full")]
+
+    def flaky_store(*args: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return real_store(*args)
+
+    monkeypatch.setattr(shipper.outbox, "store", flaky_store)
+    task = asyncio.create_task(shipper.run())
+    try:
+        for i in range(3):
+            await shipper.put(line(f"line {i}"), ("c1/stdout", Cursor(TS, i + 1)))
+        await asyncio.wait_for(shipper.settled(), 10)
+        assert shipper.outbox.pending() == 3
+        assert shipper.outbox.cursor("c1/stdout") == Cursor(TS, 3)
+        assert shipper.status()["storeError"] is None
+        assert not task.done()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_stop_during_a_store_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uploader, clock = FakeUploader(), Clock()
+    shipper = shipper_for(tmp_path, uploader, clock)
+    real_store = shipper.outbox.store
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_store(*args: Any) -> Any:
+        entered.set()
+        release.wait(10)
+        return real_store(*args)
+
+    monkeypatch.setattr(shipper.outbox, "store", slow_store)
+    task = asyncio.create_task(shipper.run())
+    for i in range(5):
+        await shipper.put(line(f"old {i}"), None)
+    await asyncio.to_thread(entered.wait, 10)  # the first batch is being stored
+    for i in range(3):
+        await shipper.put(line(f"new {i}"), None)
+    task.cancel()
+    release.set()
+    await asyncio.gather(task, return_exceptions=True)
+    stored = [
+        LogRecord.model_validate_json(b).message for _, b in shipper.outbox.oldest(100, 10**6)
+    ]
+    assert stored == [f"old {i}" for i in range(5)] + [f"new {i}" for i in range(3)]

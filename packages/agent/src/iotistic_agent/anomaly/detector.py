@@ -302,7 +302,9 @@ class SeriesDetector:
                     self._rate_mean += alpha * (rate - self._rate_mean)
                 self._rate_n += 1
         self._recent = x if prev is None else self._recent + RECENT_ALPHA * (x - self._recent)
-        if prev is None or ts > self._prev_ts:
+        # A timestamp that went back (a clock reset, a replayed reading) becomes the new
+        # reference: a rate against a point "from the future" would be nonsense.
+        if prev is None or ts != self._prev_ts:
             self._prev = x
             self._prev_ts = ts
         self.window.push(x)

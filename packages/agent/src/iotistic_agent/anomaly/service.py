@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 MAX_MAGNITUDE = 1e100
 PRUNE_INTERVAL_MS = 600_000  # idle series are looked for at most this often (O(series))
+FULL_PRUNE_INTERVAL_MS = 60_000  # and at most this often when a new series finds no room
 UNCERTAIN_CONFIDENCE = 0.5  # confidence multiplier for UNCERTAIN points
 _QUALITIES: dict[str, Quality] = {"GOOD": "GOOD", "UNCERTAIN": "UNCERTAIN", "BAD": "BAD"}
 
@@ -49,14 +50,18 @@ class AnomalyDetectionService:
         config: AnomalyConfig | None = None,
         *,
         clock_ms: Callable[[], int] | None = None,
+        monotonic_ms: Callable[[], int] | None = None,
     ) -> None:
         self.config = config or AnomalyConfig()
         self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
+        # Idle series are judged on a clock that never jumps back (the wall clock may).
+        self._monotonic_ms = monotonic_ms or (lambda: int(time.monotonic() * 1000))
         self._series: dict[tuple[str, str], SeriesDetector] = {}
         self._episodes: dict[tuple[str, str], AlertEpisode] = {}
         # Wall-clock ms of each series' last reading (sensor timestamps may be replayed).
         self._seen: dict[tuple[str, str], int] = {}
         self._next_prune = 0
+        self._next_full_prune = 0
         self._rejected_keys: set[tuple[str, str]] = set()
         self.history: deque[Detection] = deque(maxlen=self.config.history_size)
         self.counters: dict[str, int] = {
@@ -89,6 +94,10 @@ class AnomalyDetectionService:
     def forecast_count(self) -> int:
         """Series with an LSTM forecaster (0 when ML is off or numpy is missing)."""
         return 0 if self._forecasts is None else len(self._forecasts)
+
+    def _prune_when_full(self, now_ms: int) -> int:
+        self._next_full_prune = now_ms + FULL_PRUNE_INTERVAL_MS
+        return self.prune_idle(now_ms)
 
     def prune_idle(self, now_ms: int) -> int:
         """Forget the series without a reading for ``series_idle_ms``; how many went."""
@@ -165,12 +174,16 @@ class AnomalyDetectionService:
         if q == "BAD":  # never learned from, never alerted on
             self.counters["bad_quality"] += 1
             return _nothing()
-        now = self._clock_ms()
+        now = self._monotonic_ms()
         if now >= self._next_prune:
             self.prune_idle(now)
         detector = self._series.get(key)
         if detector is None:
-            if len(self._series) >= self.config.max_series and not self.prune_idle(now):
+            # At the cap, a new series looks for idle ones at most once a minute: a flood of new
+            # metric names must not cost a scan of every series each.
+            if len(self._series) >= self.config.max_series and (
+                now < self._next_full_prune or not self._prune_when_full(now)
+            ):
                 self._reject(key, value, timestamp, quality, reason="too many series")
                 return _nothing()
             detector = self._series[key] = SeriesDetector(self.config.window_size)

@@ -154,6 +154,7 @@ class ContainerLogCollector:
         self._failing: set[str] = set()
         self._housekeeping: set[asyncio.Task[Any]] = set()
         self._scans = 0
+        self._closed = False
         self.lines = 0
 
     @property
@@ -166,6 +167,7 @@ class ContainerLogCollector:
                 self.scan()
                 await asyncio.sleep(self._interval_s)
         finally:
+            self._closed = True  # a removal hook arriving now starts no new follower
             followers = list(self._followers.values())
             for task in followers:
                 task.cancel()
@@ -188,6 +190,7 @@ class ContainerLogCollector:
             )
         for gone in [c for c in self._read_to_end if c not in present]:
             del self._read_to_end[gone]
+        self._failing &= present
         self._scans += 1
         forget = self._forget_cursors
         if forget is not None and snapshot.containers and self._scans % FORGET_EVERY == 0:
@@ -203,6 +206,8 @@ class ContainerLogCollector:
         FINISH_READING_S, until its follower has read and queued everything. Never raises."""
         task = self._followers.get(container_id)
         if task is None:
+            if self._closed:
+                return
             snapshot = self._snapshot()
             known = snapshot and next(
                 (c for c in snapshot.containers if c.id == container_id), None

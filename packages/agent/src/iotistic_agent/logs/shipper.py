@@ -22,18 +22,21 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Final, TypeVar
 
 from iotistic_contracts.logs import MAX_LOG_RECORDS_PER_UPLOAD, MAX_LOG_UPLOAD_BYTES
 
 from ..cloud.client import Rejected, SyncFailure
 from ..cloud.retry import RetryGate, RetryPolicy
-from .outbox import Cursor, LogOutbox
+from .outbox import Cursor, LogOutbox, Stored
 from .uploader import LogUploader
 
 log = logging.getLogger("iotistic.logs.shipper")
 
 QUEUE_SIZE: Final = 2000
+STORE_RETRY_S: Final = 1.0
+STORE_RETRY_MAX_S: Final = 60.0
 WRITE_BATCH: Final = 1000
 # How long the writer waits to fill a batch: fewer, larger writes to the SD card.
 WRITE_DELAY_S: Final = 0.5
@@ -41,6 +44,7 @@ WRITE_DELAY_S: Final = 0.5
 UPLOAD_BYTES: Final = MAX_LOG_UPLOAD_BYTES - 1024
 UPLOAD_RECORDS: Final = MAX_LOG_RECORDS_PER_UPLOAD
 
+T = TypeVar("T")
 Fields = Mapping[str, Any]
 Item = tuple[Fields, tuple[str, Cursor] | None]
 
@@ -62,9 +66,13 @@ class LogShipper:
         self._clock = clock
         self._queue: asyncio.Queue[Item] = asyncio.Queue(queue_size)
         self._filling: list[Item] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        # The outbox is used from one worker thread at a time.
-        self._outbox_lock = asyncio.Lock()
+        self._storing: tuple[list[Item], Future[Stored]] | None = None
+        # Records may be offered as soon as the shipper exists (the handler is attached before
+        # run starts): the loop is known from here.
+        self._loop: asyncio.AbstractEventLoop | None = _running_loop()
+        # The outbox's own thread: its calls run one at a time and in order, and a stop can
+        # wait for the one under way (a cancelled coroutine does not cancel the call).
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="log-outbox")
         self._upload_now = asyncio.Event()
         self._idle = asyncio.Event()
         self.shipped = 0
@@ -73,6 +81,13 @@ class LogShipper:
         self._limit = UPLOAD_RECORDS
         self.dropped_in_memory = 0
         self.last_upload_at: float | None = None
+        # Read by status() on the event loop: kept here instead of asking SQLite there.
+        self.pending = 0
+        self.dropped_from_outbox = 0
+        self.store_error: str | None = None
+        # Whether an upload went through since the cloud started refusing: without one, a
+        # refusal of every record is the cloud's (a version or proxy problem), not a record's.
+        self._passed_since_refusal = True
 
     # --- input ---------------------------------------------------------------------------
 
@@ -113,7 +128,12 @@ class LogShipper:
                 group.create_task(self._uploader())
         finally:
             self._loop = None
+            # The outbox call under way completes first, then what is left is stored after it.
+            self._executor.shutdown(wait=True)
             self._store_left_over()
+
+    async def _outbox(self, call: Callable[..., T], *args: Any) -> T:
+        return await asyncio.shield(asyncio.wrap_future(self._executor.submit(call, *args)))
 
     def upload_now(self) -> None:
         self._upload_now.set()
@@ -138,17 +158,39 @@ class LogShipper:
                     batch.append(await asyncio.wait_for(queue.get(), remaining))
                 except TimeoutError:
                     break
-            # From here the worker thread owns the batch: once started, a store completes.
             self._filling = []
-            await self._store(batch)
+            await self._store_until_stored(batch)
+
+    async def _store_until_stored(self, batch: list[Item]) -> None:
+        """A failed store (a full disk, a broken file) is retried with a growing pause while
+        the batch waits; followers wait behind it, so their lines wait in the engine."""
+        failures = 0
+        while True:
+            try:
+                await self._store(batch)
+            except Exception as exc:
+                failures += 1
+                self.store_error = f"{type(exc).__name__}: {exc}"
+                if failures == 1:
+                    log.error("cannot store log records on disk, will retry: %s", exc)
+                await asyncio.sleep(min(STORE_RETRY_MAX_S, STORE_RETRY_S * 2 ** (failures - 1)))
+                continue
+            if failures:
+                log.info("log records are stored on disk again")
+            self.store_error = None
+            return
 
     async def _store(self, batch: list[Item]) -> None:
         records = [fields for fields, _ in batch]
         cursors = dict(cursor for _, cursor in batch if cursor is not None)
-        async with self._outbox_lock:
-            stored = await asyncio.to_thread(self.outbox.store, records, cursors)
-            pending = await asyncio.to_thread(self.outbox.pending)
+        # Remembered with its call: a stop while it runs knows whether the batch got stored.
+        future = self._executor.submit(self.outbox.store, records, cursors)
+        self._storing = (batch, future)
+        stored = await asyncio.shield(asyncio.wrap_future(future))
+        self._storing = None
+        pending = self.pending = await self._outbox(self.outbox.pending)
         if stored.dropped:
+            self.dropped_from_outbox += stored.dropped
             log.warning(
                 "log outbox full (%d records): dropped the %d oldest; the cloud will see a gap",
                 self.outbox.max_records,
@@ -165,25 +207,40 @@ class LogShipper:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._upload_now.wait(), wait_s)
             self._upload_now.clear()
-            await self.drain()
+            try:
+                await self.drain()
+            except Exception as exc:  # an outbox error: counted like a failed upload
+                tripped = self.gate.record_failure(f"{type(exc).__name__}: {exc}")
+                if tripped or self.gate.errors == 1:
+                    log.exception("log upload round failed")
 
     async def drain(self) -> bool:
         """Upload what the outbox holds, oldest first; False when stopped by a failure."""
         while True:
             if self.gate.circuit_open or not self.gate.may_attempt():
                 return False
-            async with self._outbox_lock:
-                batch = await asyncio.to_thread(self.outbox.oldest, self._limit, UPLOAD_BYTES)
+            batch = await self._outbox(self.outbox.oldest, self._limit, UPLOAD_BYTES)
             if not batch:
+                self.pending = 0
                 return True
             last_seq = batch[-1][0]
             try:
                 await self.uploader.upload([body for _, body in batch])
             except Rejected as exc:
+                if self._limit == UPLOAD_RECORDS:  # a refusal out of the blue: count from here
+                    self._passed_since_refusal = False
                 if len(batch) > 1:
                     # Find the record the cloud refuses by halving: the good ones still go.
                     self._limit = max(1, len(batch) // 2)
                     continue
+                if not self._passed_since_refusal:
+                    # Down to one record without a single upload passing: the cloud refuses
+                    # everything. Keep the records and back off like any failure.
+                    self._limit = UPLOAD_RECORDS
+                    self._passed_since_refusal = True
+                    self.gate.record_failure(f"the cloud refuses every log upload: {exc}")
+                    log.error("the cloud refuses every log upload; records kept: %s", exc)
+                    return False
                 log.error("the cloud refused log record %d (%s); it is dropped", last_seq, exc)
                 self.rejected += 1
             except SyncFailure as exc:
@@ -194,11 +251,12 @@ class LogShipper:
                 return False
             else:
                 self.gate.record_success()
+                self._passed_since_refusal = True
                 self.shipped += len(batch)
                 self.last_upload_at = self._clock()
                 self._limit = min(UPLOAD_RECORDS, self._limit * 2)
-            async with self._outbox_lock:
-                await asyncio.to_thread(self.outbox.remove_through, last_seq)
+            await self._outbox(self.outbox.remove_through, last_seq)
+            self.pending = max(0, self.pending - len(batch))
 
     async def settled(self) -> None:
         """Wait until everything queued so far is stored in the outbox (tests, shutdown)."""
@@ -206,7 +264,14 @@ class LogShipper:
 
     def _store_left_over(self) -> None:
         """Stopping: what is still queued goes to disk (container cursors with it)."""
-        left, self._filling = self._filling, []
+        left: list[Item] = []
+        if self._storing is not None:
+            batch, future = self._storing
+            if not future.done() or future.cancelled() or future.exception() is not None:
+                left += batch  # its store never ran, or failed: it goes now
+            self._storing = None
+        left += self._filling
+        self._filling = []
         while not self._queue.empty():
             left.append(self._queue.get_nowait())
         if left:
@@ -220,8 +285,9 @@ class LogShipper:
         now = self._clock()
         return {
             "shipped": self.shipped,
-            "pending": self.outbox.pending(),
-            "droppedFromOutbox": self.outbox.dropped(),
+            "pending": self.pending,
+            "droppedFromOutbox": self.dropped_from_outbox,
+            "storeError": self.store_error,
             "droppedInMemory": self.dropped_in_memory,
             "rejected": self.rejected,
             "bytesSent": self.uploader.bytes_sent,
@@ -231,3 +297,10 @@ class LogShipper:
             else round(now - self.last_upload_at, 3),
             **self.gate.describe(),
         }
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

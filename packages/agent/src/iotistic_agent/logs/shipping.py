@@ -65,9 +65,26 @@ class LogShippingRun:
         self._set_before_remove = set_before_remove
         self.shipper: LogShipper | None = None
         self.handler: ShippingHandler | None = None
+        self.error: str | None = None
         self.collector: ContainerLogCollector | None = None
 
     async def run(self) -> None:
+        """Ships until stopped; anything unexpected (a broken outbox file, a bug) is logged and
+        shipping starts over after a pause instead of ending silently."""
+        failures = 0
+        while True:
+            try:
+                await self._run_once()
+                return
+            except Exception as exc:
+                failures += 1
+                self.error = f"{type(exc).__name__}: {exc}"
+                self.shipper = None
+                if failures == 1:
+                    log.exception("log shipping failed; starting it again")
+                await asyncio.sleep(self._settings.policy.delay(failures))
+
+    async def _run_once(self) -> None:
         # Imported here: a device in local mode never loads the HTTP client side of shipping.
         from ..provisioning.http import cloud_session
         from .shipper import LogShipper
@@ -134,6 +151,8 @@ class LogShippingRun:
     def status(self) -> dict[str, Any]:
         shipper = self.shipper
         if shipper is None:
+            if self.error is not None:
+                return {"state": "starting", "lastError": self.error}
             return {"state": "starting"}
         collector = self.collector
         return {
