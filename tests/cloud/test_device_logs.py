@@ -8,10 +8,17 @@ import json
 import httpx
 from iotistic_cloud.composition import Cloud
 from iotistic_cloud.db.engine import Database
+from iotistic_cloud.db.models import DeviceLog
 from iotistic_cloud.services.log_input import parse_upload
 from iotistic_cloud.services.log_query import LogFilter
 from iotistic_cloud.services.logs import LogService
-from iotistic_contracts.logs import LOGS_GZIP_CONTENT_TYPE, MAX_LOG_RECORDS_PER_UPLOAD, LogRecord
+from iotistic_contracts.logs import (
+    LOGS_GZIP_CONTENT_TYPE,
+    MAX_LOG_RECORDS_PER_UPLOAD,
+    MAX_LOG_SEQ,
+    LogRecord,
+)
+from sqlalchemy import select, update
 
 from tests.cloud.conftest import SettableClock
 from tests.cloud.device_kit import ADMIN, provision
@@ -216,3 +223,69 @@ def test_retention_settings() -> None:
             assert name in str(exc)
         else:
             raise AssertionError(f"{name}={value} was accepted")
+
+
+async def test_non_finite_context_is_stored_as_null(
+    client: httpx.AsyncClient, key: str, db: Database
+) -> None:
+    device = await provision(client, key)
+    line = (
+        b'{"seq": 1, "timestamp": "2026-11-25T12:00:01Z", "level": "info", "source": "agent",'
+        b' "message": "odd numbers", "context": {"nan": NaN, "inf": Infinity, "big": 1e400,'
+        b' "deep": {"list": [1.5, -Infinity, {"n": NaN}], "ok": 2}, "int": 12345678901234567890}}'
+    )
+    answer = await client.post(logs_path(device.uuid), content=line + b"\n", headers=device.auth)
+    assert answer.status_code == 202, answer.text
+    expected = {
+        "nan": None,
+        "inf": None,
+        "big": None,
+        "deep": {"list": [1.5, None, {"n": None}], "ok": 2},
+        "int": 12345678901234567890,
+    }
+
+    def strict(constant: str) -> None:
+        raise AssertionError(f"stored {constant}")
+
+    async with db.engine.connect() as conn:
+        stored_text = await conn.scalar(select(DeviceLog.context))
+    assert json.loads(stored_text, parse_constant=strict) == expected
+    page = await client.get(f"/api/admin/v1/devices/{device.uuid}/logs", headers=ADMIN)
+    assert page.status_code == 200, page.text
+    assert page.json()["logs"][0]["context"] == expected
+
+    # A row stored before the fix (NaN in the text) still reads, as null.
+    async with db.engine.begin() as conn:
+        await conn.execute(update(DeviceLog).values(context='{"old": NaN, "x": [Infinity]}'))
+    old = await client.get(f"/api/admin/v1/devices/{device.uuid}/logs", headers=ADMIN)
+    assert old.status_code == 200, old.text
+    assert old.json()["logs"][0]["context"] == {"old": None, "x": [None]}
+
+
+async def test_a_jump_in_seq_keeps_the_records_before_it(
+    client: httpx.AsyncClient, key: str, db: Database, clock: SettableClock
+) -> None:
+    device = await provision(client, key)
+    logs = LogService(db, clock, retention_days=7, max_per_device=60)
+    uploader = await logs.authenticate(device.api_key, device.uuid)
+
+    async def seqs() -> list[int]:
+        return [r["seq"] for r in (await logs.query(device.uuid, LogFilter(), 1000)).records]
+
+    await logs.store(uploader, parse_upload(ndjson([record(n) for n in range(1, 51)])))
+    clock.advance(61)
+    result = await logs.store(uploader, parse_upload(ndjson([record(MAX_LOG_SEQ)])))
+    assert result.lastSeq == MAX_LOG_SEQ
+    assert await seqs() == [*range(1, 51), MAX_LOG_SEQ]
+    # Past the cap, the newest 60 by seq stay, the jump among them.
+    clock.advance(61)
+    more = [record(MAX_LOG_SEQ - 20 + n) for n in range(20)]
+    await logs.store(uploader, parse_upload(ndjson(more)))
+    assert await seqs() == [*range(12, 51), *(MAX_LOG_SEQ - 20 + n for n in range(21))]
+    # The highest seq the contract allows is a valid cursor.
+    page = await client.get(
+        f"/api/admin/v1/devices/{device.uuid}/logs",
+        params={"after_seq": MAX_LOG_SEQ},
+        headers=ADMIN,
+    )
+    assert page.json() == {"logs": [], "lastSeq": MAX_LOG_SEQ}

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from iotistic_contracts.logs import LogUploadResult
+from iotistic_contracts.logs import MAX_LOG_SEQ, LogUploadResult
 from iotistic_contracts.provisioning import DeviceUuid
 from pydantic import BaseModel
 
@@ -63,7 +63,7 @@ async def device_logs(
     since: str | None = None,
     until: str | None = None,
     q: str | None = None,
-    after_seq: Annotated[int | None, Query(ge=0)] = None,
+    after_seq: Annotated[int | None, Query(ge=0, le=MAX_LOG_SEQ)] = None,
     limit: int = DEFAULT_LOG_LIMIT,
     follow: bool = False,
 ) -> Response:

@@ -4,8 +4,9 @@ limits; one bad line refuses the whole upload and names the line and the field."
 from __future__ import annotations
 
 import functools
+import math
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from iotistic_contracts.logs import (
     LOGS_CONTENT_TYPE,
@@ -94,6 +95,18 @@ def storable_text(text: str) -> str:
     except UnicodeEncodeError:
         text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     return text
+
+
+def finite_json(value: Any) -> Any:
+    """``value`` (parsed JSON) with every non-finite number (NaN, Infinity, an overflowing
+    1e400) replaced by None, at any depth: what is stored is always valid JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [finite_json(item) for item in value]
+    return value
 
 
 def timestamp_us(timestamp: str) -> int:

@@ -18,6 +18,8 @@ from .errors import InvalidInput
 DEFAULT_LOG_LIMIT: Final = 1000
 MAX_LOG_LIMIT: Final = 10_000
 MAX_TEXT_QUERY_CHARS: Final = 1000
+# The longest duration ``since``/``until`` take (about ten years).
+MAX_RELATIVE_DAYS: Final = 3650
 _SOURCES: Final[tuple[LogSource, ...]] = ("agent", "container")
 _STREAMS: Final[tuple[LogStream, ...]] = ("stdout", "stderr")
 _RELATIVE_RE: Final = re.compile(r"([0-9]{1,9})\s*([smhd])")
@@ -102,11 +104,15 @@ def check_limit(limit: int) -> int:
 
 
 def time_bound_us(name: str, value: str, now: datetime) -> int:
-    """Unix microseconds of an RFC 3339 time, or of ``now`` minus a duration (15m, 2h)."""
+    """Unix microseconds of an RFC 3339 time, or of ``now`` minus a duration (15m, 2h);
+    a duration over MAX_RELATIVE_DAYS or a time outside years 1..9999 in UTC is refused."""
     text = value.strip()
     relative = _RELATIVE_RE.fullmatch(text.lower())
     if relative is not None:
-        moment = now - timedelta(seconds=int(relative.group(1)) * _SECONDS[relative.group(2)])
+        seconds = int(relative.group(1)) * _SECONDS[relative.group(2)]
+        if seconds > MAX_RELATIVE_DAYS * 86400:
+            raise _bad(name, f"a duration must be at most {MAX_RELATIVE_DAYS}d")
+        moment = now - timedelta(seconds=seconds)
     else:
         try:
             moment = datetime.fromisoformat(text.replace("z", "Z"))
@@ -114,7 +120,10 @@ def time_bound_us(name: str, value: str, now: datetime) -> int:
             raise _bad(name, "must be an RFC 3339 time or a duration like 15m, 2h, 7d") from None
         if moment.tzinfo is None:
             raise _bad(name, "needs a time zone (Z or +hh:mm)")
-    delta = moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    try:
+        delta = moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    except (OverflowError, ValueError):
+        raise _bad(name, "is out of range (years 1 to 9999 in UTC)") from None
     return delta // timedelta(microseconds=1)
 
 
@@ -154,9 +163,14 @@ def record_view(row: Row[Any]) -> dict[str, Any]:
         if value is not None:
             view[name] = value
     if row.context is not None:
-        view["context"] = json.loads(row.context)
+        # Rows stored before non-finite numbers were nulled at upload may hold NaN/Infinity.
+        view["context"] = json.loads(row.context, parse_constant=_null)
     view["receivedAt"] = isoformat(row.received_at)
     return view
+
+
+def _null(_constant: str) -> None:
+    return None
 
 
 def _bad(name: str, message: str) -> InvalidInput:

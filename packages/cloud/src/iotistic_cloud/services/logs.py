@@ -4,10 +4,11 @@ An upload is one transaction: a bulk ``INSERT ... ON CONFLICT DO NOTHING RETURNI
 (SQLAlchemy sends it as multi-row statements; a seq already stored is skipped and counted as a
 duplicate), then the device's highest seq. Retention runs in the same transaction after an
 upload, at most once per PRUNE_INTERVAL per device and process: rows that arrived more than
-LOG_RETENTION_DAYS ago go, and so do rows with ``seq <= last - LOG_MAX_RECORDS_PER_DEVICE``
-(sequence numbers are unique, so at most that many stay; gaps in a device's sequence only
-make it fewer). Both deletes use an index. A device that stops uploading keeps its last
-records until it is deleted (its rows go with it).
+LOG_RETENTION_DAYS ago go, and so do all but the newest LOG_MAX_RECORDS_PER_DEVICE by seq
+(rows below the N-th newest seq, found by walking the (device_uuid, seq) index; a jump in a
+device's sequence never erases the records before it). Both deletes use an index. A device
+that stops uploading keeps its last records until it uploads again or is deleted (its rows
+go with it).
 
 Follow polls the database (every FOLLOW_POLL_S) for records past the last one seen, so it
 works with any number of cloud replicas behind a load balancer.
@@ -32,7 +33,7 @@ from ..db.engine import Database
 from ..db.models import Device, DeviceLog
 from .device_auth import find_device, mark_seen, require_own, seen_is_stale
 from .errors import NotFound
-from .log_input import storable_text
+from .log_input import finite_json, storable_text
 from .log_query import LogFilter, LogPage, filtered, record_view
 
 PRUNE_INTERVAL: Final = timedelta(minutes=1)
@@ -92,10 +93,23 @@ class LogService:
         await conn.execute(
             delete(DeviceLog).where(mine, DeviceLog.received_at < now - self._retention)
         )
-        if last > self._max_per_device:
-            await conn.execute(
-                delete(DeviceLog).where(mine, DeviceLog.seq <= last - self._max_per_device)
-            )
+        # Sequence numbers are unique: a device whose seq range is no wider than the cap
+        # cannot hold more rows than it (one index lookup, the usual case below the cap).
+        first = await conn.scalar(select(func.min(DeviceLog.seq)).where(mine))
+        if first is None or last - first < self._max_per_device:
+            return
+        # Keep the newest max rows by seq, whatever the gaps: a jump in the sequence (a
+        # device reset, a bad seq) must not erase the records before it. Both statements
+        # walk the (device_uuid, seq) unique index.
+        cutoff = await conn.scalar(
+            select(DeviceLog.seq)
+            .where(mine)
+            .order_by(DeviceLog.seq.desc())
+            .offset(self._max_per_device - 1)
+            .limit(1)
+        )
+        if cutoff is not None:
+            await conn.execute(delete(DeviceLog).where(mine, DeviceLog.seq < cutoff))
 
     async def query(
         self, device_uuid: str, where: LogFilter, limit: int, after_seq: int | None = None
@@ -162,10 +176,17 @@ def _row(device_uuid: str, record: LogRecord, micros: int, now: datetime) -> dic
         "stream": record.stream,
         "message": storable_text(record.message),
         "truncated": record.truncated,
-        # ASCII JSON: escapes NUL and lone surrogates, which a text column refuses.
-        "context": None if record.context is None else json.dumps(record.context),
+        "context": _context_json(record.context),
         "received_at": now,
     }
+
+
+def _context_json(context: dict[str, Any] | None) -> str | None:
+    """ASCII JSON (escapes NUL and lone surrogates, which a text column refuses); NaN and
+    Infinity become null, so every stored context is valid JSON."""
+    if context is None:
+        return None
+    return json.dumps(finite_json(context), allow_nan=False)
 
 
 def _text(value: str | None) -> str | None:
