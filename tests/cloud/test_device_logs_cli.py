@@ -60,9 +60,36 @@ async def test_logs_errors(
         (2, ("logs", device.uuid, "--level", "fatal"), "level: must be one of"),
         (2, ("logs", device.uuid, "--since", "last week"), "since: must be an RFC 3339 time"),
         (2, ("logs", device.uuid, "-n", "0"), "limit: must be between 1 and 10000"),
+        (2, ("logs", device.uuid, "--since", "999999999d"), "since: a duration must be at most"),
+        (2, ("logs", device.uuid, "--since", "0001-01-01T00:00:00+01:00"), "since: is out of"),
+        (2, ("logs", device.uuid, "--until", "9999-12-31T23:59:59-01:00"), "until: is out of"),
     ]
     for code, args, expected in errors:
         assert expected in cli.fails(code, *args)
+
+
+async def test_human_output_escapes_control_characters(
+    client: httpx.AsyncClient, key: str, db: Database, tmp_path: Path
+) -> None:
+    device = await provision(client, key)
+    fake = "\n2026-11-25T12:00:09.000000123Z ERROR agent forged"
+    message = "\x1b[2J\x1b]0;owned\x07red\rover" + fake + "\ttab \x9b1m \x7f end"
+    records = [
+        container(1, "web\x1b[31m", message, app="a\rb"),
+        record(2, "plain", component="mqtt\n"),
+    ]
+    assert (await upload(client, device, records)).status_code == 202
+    human, as_json = Cli(tmp_path, db.url).ok_together(
+        ("logs", device.uuid), ("logs", device.uuid, "--json")
+    )
+    assert human.splitlines() == [
+        "2026-11-25T12:00:01.000000123Z INFO  a\\rb/web\\x1b[31m (stdout) "
+        "\\x1b[2J\\x1b]0;owned\\x07red\\rover\\n2026-11-25T12:00:09.000000123Z ERROR agent"
+        " forged\ttab \\x9b1m \\x7f end",
+        "2026-11-25T12:00:02.000000123Z INFO  mqtt\\n plain",
+    ]
+    # --json is the records as they are (JSON escapes its own control characters).
+    assert [json.loads(line)["message"] for line in as_json.splitlines()] == [message, "plain"]
 
 
 async def test_logs_follow(

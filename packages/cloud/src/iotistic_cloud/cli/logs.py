@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Annotated, Any, Final
 
@@ -15,6 +16,9 @@ from .errors import EXIT_USAGE, CliError
 from .runtime import run
 
 DEFAULT_LINES: Final = 100
+# Control characters (Unicode category Cc) but tab: device text must not drive the terminal.
+_CONTROL: Final = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+_NAMED: Final = {"\n": "\\n", "\r": "\\r"}
 
 
 def logs(
@@ -73,7 +77,8 @@ def logs(
 
 
 def human_line(record: dict[str, Any]) -> str:
-    """``<timestamp> <LEVEL> <app/service (stream) | component> <message>``."""
+    """``<timestamp> <LEVEL> <app/service (stream) | component> <message>``, with control
+    characters the device sent shown escaped (``\\x1b``, ``\\r``, ``\\n``)."""
     if record["source"] == "container":
         origin = f"{record.get('app') or '-'}/{record.get('service') or '-'}"
         if record.get("stream"):
@@ -81,7 +86,13 @@ def human_line(record: dict[str, Any]) -> str:
     else:
         origin = record.get("component") or "agent"
     cut = " [truncated]" if record["truncated"] else ""
-    return f"{record['timestamp']} {record['level'].upper():<5} {origin} {record['message']}{cut}"
+    line = f"{record['timestamp']} {record['level'].upper():<5} {origin} {record['message']}{cut}"
+    return escape_controls(line)
+
+
+def escape_controls(text: str) -> str:
+    """Each control character but tab as ``\\n``, ``\\r`` or ``\\xNN``."""
+    return _CONTROL.sub(lambda m: _NAMED.get(m.group(), f"\\x{ord(m.group()):02x}"), text)
 
 
 def _json_line(record: dict[str, Any]) -> str:
