@@ -157,3 +157,22 @@ def test_the_first_start_of_shipping_is_remembered(tmp_path: Path) -> None:
     outbox = LogOutbox(tmp_path / "o.sqlite", max_records=100)
     assert outbox.started_at(1000.5) == 1000.0
     assert outbox.started_at(2000.0) == 1000.0
+
+
+def test_the_byte_bound_drops_the_oldest_and_uploads_give_the_space_back(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite"
+    outbox = LogOutbox(path, max_records=100_000, max_bytes=2 * 1024 * 1024)
+    long_line = "x" * 16_000
+    for _ in range(20):
+        outbox.store([fields(long_line) for _ in range(10)])  # about 3.2 MB in all
+    assert outbox.stored_bytes() <= 2 * 1024 * 1024
+    assert outbox.dropped() > 0
+    kept = outbox.oldest(1000, 10**9)
+    assert kept[-1][0] == 200  # the newest are the ones kept
+    assert outbox.stored_bytes() == sum(len(body.encode()) for _, body in kept)
+    before = path.stat().st_size + (tmp_path / "o.sqlite-wal").stat().st_size
+    outbox.remove_through(kept[-1][0])
+    outbox._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    after = path.stat().st_size
+    assert outbox.stored_bytes() == 0
+    assert after < before / 2, (before, after)

@@ -220,6 +220,7 @@ def test_new_settings_apply_to_the_running_shipping_at_once(tmp_path: Path) -> N
             compress=compress,
             sampling={"debug": 0.0, "info": info, "warn": 1.0, "error": 1.0},
             max_records=1000,
+            max_bytes=10**8,
             policy=RetryPolicy(),
             data_dir=tmp_path,
         )

@@ -57,6 +57,9 @@ class AgentSettings(BaseModel):
     CLOUD_LOG_SAMPLING_RATE_ERROR: float = Field(default=1.0, ge=0.0, le=1.0)
     # Records kept on disk on their way to the cloud; beyond it the oldest are dropped.
     LOG_OUTBOX_MAX_RECORDS: int = Field(default=200_000, ge=1000, le=10_000_000)
+    LOG_OUTBOX_MAX_BYTES: int = Field(
+        default=64 * 1024 * 1024, ge=1024 * 1024, le=100 * 1024 * 1024 * 1024
+    )
     # System metrics: list the top 10 processes. Unset: the spec's platform default (on,
     # except on Windows where listing processes is slow); true/false forces it.
     COLLECT_TOP_PROCESSES: bool | None = None

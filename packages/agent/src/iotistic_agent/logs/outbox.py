@@ -8,9 +8,10 @@ how many lines carried exactly that timestamp) is written in the same transactio
 lines, so after a restart the agent resumes exactly after what it stored: no line twice, none
 missing.
 
-Bounded: beyond ``max_records`` the oldest are dropped (counted, and visible to the cloud as a
-gap in the sequence). ``synchronous=NORMAL``: a power cut may lose the last second of log
-lines, never the file.
+Bounded: beyond ``max_records`` records or ``max_bytes`` of them the oldest are dropped
+(counted, and visible to the cloud as a gap in the sequence); pages freed by uploads are handed
+back to the file system (incremental auto-vacuum). ``synchronous=NORMAL``: a power cut may lose
+the last second of log lines, never the file.
 
 Every method takes the outbox's lock: the writer, the uploader and the container followers
 call it from worker threads, and one SQLite connection must not run two transactions at once.
@@ -28,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# Disk the outbox may take: long lines (up to 16 KiB each) must not fill an SD card offline.
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS records (seq INTEGER PRIMARY KEY, body TEXT NOT NULL)",
@@ -54,11 +57,13 @@ class Stored:
 
 
 class LogOutbox:
-    def __init__(self, path: Path, max_records: int) -> None:
+    def __init__(self, path: Path, max_records: int, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600, exist_ok=True)
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # Pages freed by uploads go back to the file system (set before the tables exist).
+        self._conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA busy_timeout=5000")
@@ -66,6 +71,7 @@ class LogOutbox:
             for statement in _SCHEMA:
                 self._conn.execute(statement)
         self.max_records = max_records
+        self.max_bytes = max_bytes
 
     def close(self) -> None:
         with self._lock:
@@ -102,6 +108,7 @@ class LogOutbox:
                 last = self._counter("last_seq")
                 first = last + 1
                 rows = []
+                size = 0
                 for offset, fields in enumerate(records):
                     seq = first + offset
                     # default=str: a context value that JSON cannot carry travels as its text.
@@ -113,6 +120,7 @@ class LogOutbox:
                     )
                     if not body.isascii():
                         body = _encodable(body)
+                    size += len(body.encode("utf-8"))
                     rows.append((seq, body))
                 self._conn.executemany("INSERT INTO records (seq, body) VALUES (?, ?)", rows)
                 last += len(rows)
@@ -124,13 +132,41 @@ class LogOutbox:
                         "timestamp = excluded.timestamp, count = excluded.count",
                         (container, cursor.timestamp, cursor.count),
                     )
-                # Sequence numbers are contiguous from the oldest kept: the bound is arithmetic.
-                dropped = self._conn.execute(
-                    "DELETE FROM records WHERE seq <= ?", (last - self.max_records,)
-                ).rowcount
+                self._set_counter("bytes", self._counter("bytes") + size)
+                # Sequence numbers are contiguous from the oldest kept: the bound in records is
+                # arithmetic; the bound in bytes (long lines) drops the oldest until it fits.
+                dropped = self._delete_through(last - self.max_records)
+                excess = self._counter("bytes") - self.max_bytes
+                if excess > 0:
+                    dropped += self._delete_through(self._seq_freeing(excess))
                 if dropped:
                     self._set_counter("dropped", self._counter("dropped") + dropped)
             return Stored(first, last, int(dropped))
+
+    def _delete_through(self, seq: int) -> int:
+        """Delete the records up to ``seq``, keeping the byte count; how many went."""
+        count, size = self._conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(length(CAST(body AS BLOB))), 0) FROM records "
+            "WHERE seq <= ?",
+            (seq,),
+        ).fetchone()
+        if count:
+            self._conn.execute("DELETE FROM records WHERE seq <= ?", (seq,))
+            self._set_counter("bytes", max(0, self._counter("bytes") - int(size)))
+        return int(count)
+
+    def _seq_freeing(self, excess: int) -> int:
+        """The sequence number up to which the oldest records free ``excess`` bytes."""
+        freed = 0
+        last = 0
+        for seq, size in self._conn.execute(
+            "SELECT seq, length(CAST(body AS BLOB)) FROM records ORDER BY seq"
+        ):
+            freed += int(size)
+            last = int(seq)
+            if freed >= excess:
+                break
+        return last
 
     def oldest(self, max_records: int, max_bytes: int) -> list[tuple[int, str]]:
         """The oldest records, as many as fit in ``max_bytes`` of NDJSON (at least one)."""
@@ -148,7 +184,13 @@ class LogOutbox:
 
     def remove_through(self, seq: int) -> None:
         with self._lock:
-            self._conn.execute("DELETE FROM records WHERE seq <= ?", (seq,))
+            with self._transaction():
+                self._delete_through(seq)
+            self._conn.execute("PRAGMA incremental_vacuum")
+
+    def stored_bytes(self) -> int:
+        with self._lock:
+            return self._counter("bytes")
 
     def pending(self) -> int:
         with self._lock:

@@ -37,6 +37,7 @@ class ShippingSettings:
     compress: bool
     sampling: dict[str, float]
     max_records: int
+    max_bytes: int
     policy: RetryPolicy
     data_dir: Path
 
@@ -92,7 +93,7 @@ class LogShippingRun:
 
         settings = self._settings
         outbox = await asyncio.to_thread(
-            LogOutbox, settings.data_dir / OUTBOX_FILE, settings.max_records
+            LogOutbox, settings.data_dir / OUTBOX_FILE, settings.max_records, settings.max_bytes
         )
         handler: ShippingHandler | None = None
         try:

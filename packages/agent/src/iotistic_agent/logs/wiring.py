@@ -25,6 +25,7 @@ def shipping_settings(settings: AgentSettings) -> ShippingSettings:
             "error": settings.CLOUD_LOG_SAMPLING_RATE_ERROR,
         },
         max_records=settings.LOG_OUTBOX_MAX_RECORDS,
+        max_bytes=settings.LOG_OUTBOX_MAX_BYTES,
         policy=RetryPolicy(
             base_s=settings.CLOUD_BACKOFF_BASE_MS / 1000,
             max_s=settings.CLOUD_BACKOFF_MAX_MS / 1000,
