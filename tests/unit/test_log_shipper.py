@@ -349,3 +349,37 @@ async def test_a_stop_during_a_store_loses_nothing(
         LogRecord.model_validate_json(b).message for _, b in shipper.outbox.oldest(100, 10**6)
     ]
     assert stored == [f"old {i}" for i in range(5)] + [f"new {i}" for i in range(3)]
+
+
+class CloudAhead(FakeUploader):
+    """A cloud that already holds this device's records up to 1000 (the outbox was lost)."""
+
+    async def upload(self, bodies: Sequence[str]) -> LogUploadResult:
+        records = [LogRecord.model_validate_json(b) for b in bodies]
+        fresh = [r for r in records if r.seq > 1000]
+        self.received += fresh
+        last = max([1000, *(r.seq for r in self.received)])
+        return LogUploadResult(
+            accepted=len(fresh), duplicates=len(records) - len(fresh), lastSeq=last
+        )
+
+
+async def test_records_numbered_behind_the_cloud_are_renumbered_not_lost(tmp_path: Path) -> None:
+    uploader, clock = CloudAhead(), Clock()
+    shipper = shipper_for(tmp_path, uploader, clock)
+    task = asyncio.create_task(shipper.run())
+    try:
+        for i in range(5):
+            await shipper.put(line(f"line {i}"), None)
+        await asyncio.wait_for(shipper.settled(), 10)
+        assert await shipper.drain()
+        assert [(r.seq, r.message) for r in uploader.received] == [
+            (1001 + i, f"line {i}") for i in range(5)
+        ]
+        await shipper.put(line("next"), None)
+        await asyncio.wait_for(shipper.settled(), 10)
+        assert await shipper.drain()
+        assert uploader.received[-1].seq == 1006
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -188,6 +188,23 @@ class LogOutbox:
                 self._delete_through(seq)
             self._conn.execute("PRAGMA incremental_vacuum")
 
+    def renumber_from(self, first: int) -> int:
+        """Give the waiting records the numbers ``first``, ``first + 1``, ... (the cloud already
+        holds higher numbers than this outbox: it was lost and started again at 1). Returns the
+        new last number."""
+        with self._lock, self._transaction():
+            rows = self._conn.execute("SELECT seq, body FROM records ORDER BY seq").fetchall()
+            self._conn.execute("DELETE FROM records")
+            renumbered = []
+            for offset, (seq, body) in enumerate(rows):
+                prefix = f'{{"seq":{seq},'
+                new = first + offset
+                renumbered.append((new, f'{{"seq":{new},' + str(body)[len(prefix) :]))
+            self._conn.executemany("INSERT INTO records (seq, body) VALUES (?, ?)", renumbered)
+            last = first + len(rows) - 1
+            self._set_counter("last_seq", last)
+            return last
+
     def stored_bytes(self) -> int:
         with self._lock:
             return self._counter("bytes")

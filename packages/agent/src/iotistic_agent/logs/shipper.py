@@ -225,7 +225,7 @@ class LogShipper:
                 return True
             last_seq = batch[-1][0]
             try:
-                await self.uploader.upload([body for _, body in batch])
+                result = await self.uploader.upload([body for _, body in batch])
             except Rejected as exc:
                 if self._limit == UPLOAD_RECORDS:  # a refusal out of the blue: count from here
                     self._passed_since_refusal = False
@@ -250,6 +250,18 @@ class LogShipper:
                     log.warning("log upload failed, records kept on disk: %s", exc)
                 return False
             else:
+                if result.lastSeq > last_seq:
+                    # The cloud holds numbers beyond this outbox's: the outbox was lost and
+                    # numbering started again, so the cloud took these as repeats. Number what
+                    # waits after the cloud's and send it again.
+                    last = await self._outbox(self.outbox.renumber_from, result.lastSeq + 1)
+                    log.warning(
+                        "log sequence behind the cloud's (%d < %d): records renumbered up to %d",
+                        last_seq,
+                        result.lastSeq,
+                        last,
+                    )
+                    continue
                 self.gate.record_success()
                 self._passed_since_refusal = True
                 self.shipped += len(batch)
