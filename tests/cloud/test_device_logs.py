@@ -6,6 +6,7 @@ import gzip
 import json
 
 import httpx
+from fastapi import FastAPI
 from iotistic_cloud.composition import Cloud
 from iotistic_cloud.db.engine import Database
 from iotistic_cloud.db.models import DeviceLog
@@ -23,6 +24,7 @@ from sqlalchemy import select, update
 from tests.cloud.conftest import SettableClock
 from tests.cloud.device_kit import ADMIN, provision
 from tests.cloud.log_kit import container, logs_path, ndjson, record, upload
+from tests.integration.waiting import wait_for_async
 
 
 async def stored(cloud: Cloud, device_uuid: str) -> list[dict[str, object]]:
@@ -289,3 +291,41 @@ async def test_a_jump_in_seq_keeps_the_records_before_it(
         headers=ADMIN,
     )
     assert page.json() == {"logs": [], "lastSeq": MAX_LOG_SEQ}
+
+
+async def test_expired_logs_of_a_silent_device_are_pruned(
+    client: httpx.AsyncClient, key: str, db: Database, clock: SettableClock
+) -> None:
+    quiet = await provision(client, key, name="quiet")
+    busy = await provision(client, key, name="busy")
+    logs = LogService(db, clock, retention_days=7, max_per_device=100)
+
+    async def seqs(device_uuid: str) -> list[int]:
+        return [r["seq"] for r in (await logs.query(device_uuid, LogFilter(), 100)).records]
+
+    for device, numbers in ((quiet, (1, 2)), (busy, (1,))):
+        uploader = await logs.authenticate(device.api_key, device.uuid)
+        await logs.store(uploader, parse_upload(ndjson([record(n) for n in numbers])))
+    clock.advance(3 * 86400)
+    uploader = await logs.authenticate(busy.api_key, busy.uuid)
+    await logs.store(uploader, parse_upload(ndjson([record(2)])))
+    assert await logs.prune_expired() == 0
+    clock.advance(5 * 86400)  # the first records are 8 days old, busy's second 5
+    assert await logs.prune_expired() == 3
+    assert (await seqs(quiet.uuid), await seqs(busy.uuid)) == ([], [2])
+
+
+async def test_the_app_sweeps_expired_logs(
+    app: FastAPI, client: httpx.AsyncClient, key: str, clock: SettableClock
+) -> None:
+    device = await provision(client, key)
+    await upload(client, device, [record(1)])
+    cloud: Cloud = app.state.cloud
+    clock.advance(8 * 86400)
+    # The lifespan starts the sweep, which prunes at once (then hourly).
+    async def gone() -> bool:
+        return await stored(cloud, device.uuid) == []
+
+    assert not await gone()
+    async with app.router.lifespan_context(app):
+        await wait_for_async(gone, 10, message="the expired record was not pruned")

@@ -42,6 +42,8 @@ def create_app(
         if migrate_on_start:
             await upgrade(cloud.database.engine)
         link_task: asyncio.Task[None] | None = None
+        # Expired logs of devices that stopped uploading (uploads prune their own).
+        sweep_task = asyncio.create_task(cloud.logs.sweep_expired(), name="log-expiry")
         if cloud.mqtt is None:
             log.info("MQTT broker management is off (MQTT_PASSWORD is not set)")
         else:
@@ -50,6 +52,9 @@ def create_app(
         try:
             yield
         finally:
+            sweep_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweep_task
             if link_task is not None:
                 link_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -6,9 +6,9 @@ duplicate), then the device's highest seq. Retention runs in the same transactio
 upload, at most once per PRUNE_INTERVAL per device and process: rows that arrived more than
 LOG_RETENTION_DAYS ago go, and so do all but the newest LOG_MAX_RECORDS_PER_DEVICE by seq
 (rows below the N-th newest seq, found by walking the (device_uuid, seq) index; a jump in a
-device's sequence never erases the records before it). Both deletes use an index. A device
-that stops uploading keeps its last records until it uploads again or is deleted (its rows
-go with it).
+device's sequence never erases the records before it). Both deletes use an index. Besides,
+``serve`` drops every device's expired rows once an hour (sweep_expired), so a device that
+stops uploading loses them too; its newest rows stay within the count limit anyway.
 
 Follow polls the database (every FOLLOW_POLL_S) for records past the last one seen, so it
 works with any number of cloud replicas behind a load balancer.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,7 +37,11 @@ from .errors import NotFound
 from .log_input import finite_json, storable_text
 from .log_query import LogFilter, LogPage, filtered, record_view
 
+log = logging.getLogger("iotistic.cloud.logs")
+
 PRUNE_INTERVAL: Final = timedelta(minutes=1)
+# How often ``serve`` drops expired rows of every device (also those that stopped uploading).
+EXPIRY_SWEEP_S: Final = 3600.0
 FOLLOW_POLL_S: Final = 0.5
 
 
@@ -110,6 +115,36 @@ class LogService:
         )
         if cutoff is not None:
             await conn.execute(delete(DeviceLog).where(mine, DeviceLog.seq < cutoff))
+
+    async def prune_expired(self) -> int:
+        """Rows received before the retention window, of every device: one indexed delete
+        per device, each its own short transaction. Returns how many rows went."""
+        cutoff = self._clock() - self._retention
+        async with self._db.reads.connect() as conn:
+            uuids = list(await conn.scalars(select(Device.uuid).order_by(Device.uuid)))
+        deleted = 0
+        for device_uuid in uuids:
+            async with self._db.write_connection() as conn:
+                result = await conn.execute(
+                    delete(DeviceLog).where(
+                        DeviceLog.device_uuid == device_uuid, DeviceLog.received_at < cutoff
+                    )
+                )
+                deleted += result.rowcount
+        return deleted
+
+    async def sweep_expired(self, every_s: float = EXPIRY_SWEEP_S) -> None:
+        """prune_expired now and every ``every_s``; a failed sweep is logged and retried at
+        the next one. Runs until cancelled (the app's lifespan)."""
+        while True:
+            try:
+                deleted = await self.prune_expired()
+            except Exception:
+                log.exception("pruning expired device logs failed")
+            else:
+                if deleted:
+                    log.info("pruned %d expired device log records", deleted)
+            await asyncio.sleep(every_s)
 
     async def query(
         self, device_uuid: str, where: LogFilter, limit: int, after_seq: int | None = None
