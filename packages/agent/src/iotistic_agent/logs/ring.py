@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
 from .formatting import LogEntry, record_entry
+from .loops import call_in_loop
 
 __all__ = ["LogEntry", "LogRing"]
 
@@ -31,11 +32,7 @@ class LogRing(logging.Handler):
             return
         self._entries.append(entry)
         for loop, queue in list(self._followers):
-            # Records may come from worker threads; asyncio queues belong to their loop.
-            if _running_loop() is loop:
-                _offer(queue, entry)
-            else:
-                loop.call_soon_threadsafe(_offer, queue, entry)
+            call_in_loop(loop, _offer, queue, entry)
 
     def seed(self, entries: Iterable[LogEntry]) -> None:
         """Put earlier entries (the previous run's file tail) before anything logged since."""
@@ -58,13 +55,6 @@ class LogRing(logging.Handler):
             yield queue
         finally:
             self._followers.discard(follower)
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
 
 
 def _offer(queue: asyncio.Queue[LogEntry], entry: LogEntry) -> None:

@@ -29,6 +29,7 @@ from iotistic_contracts.logs import MAX_LOG_RECORDS_PER_UPLOAD, MAX_LOG_UPLOAD_B
 
 from ..cloud.client import Rejected, SyncFailure
 from ..cloud.retry import RetryGate, RetryPolicy
+from .loops import call_in_loop, running_loop
 from .outbox import Cursor, LogOutbox, Stored
 from .uploader import LogUploader
 
@@ -69,7 +70,7 @@ class LogShipper:
         self._storing: tuple[list[Item], Future[Stored]] | None = None
         # Records may be offered as soon as the shipper exists (the handler is attached before
         # run starts): the loop is known from here.
-        self._loop: asyncio.AbstractEventLoop | None = _running_loop()
+        self._loop: asyncio.AbstractEventLoop | None = running_loop()
         # The outbox's own thread: its calls run one at a time and in order, and a stop can
         # wait for the one under way (a cancelled coroutine does not cancel the call).
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="log-outbox")
@@ -101,15 +102,7 @@ class LogShipper:
         loop = self._loop
         if loop is None or loop.is_closed():
             return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            self._offer(fields)
-        else:
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(self._offer, fields)
+        call_in_loop(loop, self._offer, fields)
 
     def _offer(self, fields: Fields) -> None:
         try:
@@ -271,7 +264,7 @@ class LogShipper:
             self.pending = max(0, self.pending - len(batch))
 
     async def settled(self) -> None:
-        """Wait until everything queued so far is stored in the outbox (tests, shutdown)."""
+        """Wait until everything queued so far is stored in the outbox."""
         await self._idle.wait()
 
     def _store_left_over(self) -> None:
@@ -309,10 +302,3 @@ class LogShipper:
             else round(now - self.last_upload_at, 3),
             **self.gate.describe(),
         }
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
