@@ -35,14 +35,14 @@ def test_records_get_contiguous_sequence_numbers_that_survive_a_reopen(tmp_path:
 
 def test_the_cursor_moves_with_its_lines(tmp_path: Path) -> None:
     outbox = LogOutbox(tmp_path / "o.sqlite", max_records=100)
-    assert outbox.cursor("c1") is None
-    outbox.store([fields("x")], {"c1": Cursor(TS, 2)})
-    assert outbox.cursor("c1") == Cursor(TS, 2)
-    outbox.store([], {"c1": Cursor("2026-11-25T10:00:01.000000000Z", 1)})
-    assert outbox.cursor("c1") == Cursor("2026-11-25T10:00:01.000000000Z", 1)
-    outbox.store([], {"c2": Cursor(TS, 1)})
+    assert outbox.cursors_of("c1") == {}
+    outbox.store([fields("x")], {"c1/stdout": Cursor(TS, 2)})
+    assert outbox.cursors_of("c1") == {"stdout": Cursor(TS, 2)}
+    outbox.store([], {"c1/stdout": Cursor("2026-11-25T10:00:01.000000000Z", 1)})
+    assert outbox.cursors_of("c1") == {"stdout": Cursor("2026-11-25T10:00:01.000000000Z", 1)}
+    outbox.store([], {"c2/stdout": Cursor(TS, 1)})
     assert outbox.forget_cursors({"c2"}) == 1
-    assert outbox.cursor("c1") is None and outbox.cursor("c2") is not None
+    assert outbox.cursors_of("c1") == {} and outbox.cursors_of("c2") != {}
 
 
 def test_a_failed_store_moves_no_cursor_and_stores_nothing(tmp_path: Path) -> None:
@@ -50,9 +50,11 @@ def test_a_failed_store_moves_no_cursor_and_stores_nothing(tmp_path: Path) -> No
     circular: dict[str, object] = {}
     circular["self"] = circular
     with pytest.raises(ValueError, match="Circular"):
-        outbox.store([fields("ok"), {**fields("bad"), "context": circular}], {"c1": Cursor(TS, 1)})
+        outbox.store(
+            [fields("ok"), {**fields("bad"), "context": circular}], {"c1/stdout": Cursor(TS, 1)}
+        )
     assert outbox.pending() == 0
-    assert outbox.cursor("c1") is None
+    assert outbox.cursors_of("c1") == {}
     assert outbox.store([fields("next")]).first_seq == 1
 
 

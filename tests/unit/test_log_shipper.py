@@ -72,13 +72,13 @@ async def test_records_are_stored_then_uploaded_in_order(tmp_path: Path) -> None
     task = asyncio.create_task(shipper.run())
     try:
         for i in range(2500):
-            await shipper.put(line(f"line {i}"), ("c1", Cursor(TS, i + 1)))
+            await shipper.put(line(f"line {i}"), ("c1/stdout", Cursor(TS, i + 1)))
         await asyncio.wait_for(shipper.settled(), 10)
         assert await shipper.drain()
         assert [r.message for r in uploader.received] == [f"line {i}" for i in range(2500)]
         assert [r.seq for r in uploader.received] == list(range(1, 2501))
         assert shipper.outbox.pending() == 0
-        assert shipper.outbox.cursor("c1") == Cursor(TS, 2500)
+        assert shipper.outbox.cursors_of("c1") == {"stdout": Cursor(TS, 2500)}
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -141,9 +141,7 @@ def test_warnings_and_errors_are_never_sampled_away() -> None:
 def test_the_handler_ships_sampled_records_in_the_wire_shape() -> None:
     shipped: list[dict[str, Any]] = []
     handler = ShippingHandler(
-        shipped.append,
-        LevelSampler({"debug": 0.0, "info": 1.0, "warn": 1.0, "error": 1.0}),
-        lambda name: "cloudSync" if name == "iotistic.cloud" else "agent",
+        shipped.append, LevelSampler({"debug": 0.0, "info": 1.0, "warn": 1.0, "error": 1.0})
     )
     logger = logging.getLogger("iotistic.cloud")
     logger.addHandler(handler)
@@ -234,12 +232,11 @@ def test_new_settings_apply_to_the_running_shipping_at_once(tmp_path: Path) -> N
         None,
         lambda: None,
         lambda a: None,
-        str,
         [],  # type: ignore[arg-type]
     )
     uploader = FakeUploader()
     run.shipper = shipper_for(tmp_path, uploader, Clock())
-    run.handler = ShippingHandler(run.shipper.offer, LevelSampler({"info": 0.5}), str)
+    run.handler = ShippingHandler(run.shipper.offer, LevelSampler({"info": 0.5}))
     run.apply(settings(5, False, 1.0))
     assert run.shipper.interval_s == 5
     assert uploader.compress is False
@@ -250,7 +247,7 @@ def test_secrets_in_an_exception_never_reach_the_cloud() -> None:
     from iotistic_agent.logs.redaction import RedactingFilter
 
     shipped: list[dict[str, Any]] = []
-    handler = ShippingHandler(shipped.append, LevelSampler({}), lambda name: "mqtt")
+    handler = ShippingHandler(shipped.append, LevelSampler({}))
     handler.addFilter(RedactingFilter())
     logger = logging.getLogger("iotistic.mqtt.test_secret")
     logger.addHandler(handler)
@@ -314,7 +311,7 @@ async def test_a_failed_store_is_retried_and_nothing_is_lost(
             await shipper.put(line(f"line {i}"), ("c1/stdout", Cursor(TS, i + 1)))
         await asyncio.wait_for(shipper.settled(), 10)
         assert shipper.outbox.pending() == 3
-        assert shipper.outbox.cursor("c1/stdout") == Cursor(TS, 3)
+        assert shipper.outbox.cursors_of("c1") == {"stdout": Cursor(TS, 3)}
         assert shipper.status()["storeError"] is None
         assert not task.done()
     finally:

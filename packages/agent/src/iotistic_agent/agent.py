@@ -24,7 +24,6 @@ from .device_api.app import create_app
 from .device_api.auth import load_or_create_key
 from .device_api.context import ApiContext
 from .factory_reset import wipe_device
-from .logs.components import component_for
 from .logs.redaction import RedactingFilter, redact_text
 from .logs.ring import LogRing
 from .logs.setup import LoggingSetup, LogSettings, level_number
@@ -103,7 +102,7 @@ async def run_agent(
     )
     # The agent's own records (sampled) and every container's output, while provisioned.
     log_shipping = log_shipping_service(
-        lambda: config.settings, engine, reconciler, targets, component_for, [RedactingFilter()]
+        lambda: config.settings, engine, reconciler, targets, [RedactingFilter()]
     )
     simulation = simulation_runner(simulation_config, mqtt, anomalies.feed_reading)
     anomalies.inject = simulation.inject

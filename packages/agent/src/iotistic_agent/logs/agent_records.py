@@ -35,16 +35,10 @@ def json_safe(value: Any) -> Any:
 class ShippingHandler(logging.Handler):
     """Hands every record the sampler keeps to ``offer`` (the shipper's, never blocking)."""
 
-    def __init__(
-        self,
-        offer: Callable[[Mapping[str, Any]], None],
-        sampler: LevelSampler,
-        component: Callable[[str], str],
-    ) -> None:
+    def __init__(self, offer: Callable[[Mapping[str, Any]], None], sampler: LevelSampler) -> None:
         super().__init__()
         self._offer = offer
         self.sampler = sampler  # replaced whole when the sampling rates change
-        self._component = component
 
     def emit(self, record: logging.LogRecord) -> None:
         level = level_name(record.levelno)
@@ -60,7 +54,7 @@ class ShippingHandler(logging.Handler):
             "timestamp": entry["timestamp"],
             "level": level,
             "source": "agent",
-            "component": entry.get("component") or self._component(record.name),
+            "component": entry["component"],
             "message": message[:MAX_LOG_MESSAGE_CHARS],
         }
         if len(message) > MAX_LOG_MESSAGE_CHARS:

@@ -155,7 +155,6 @@ class ContainerLogCollector:
         self._housekeeping: set[asyncio.Task[Any]] = set()
         self._scans = 0
         self._closed = False
-        self.lines = 0
 
     @property
     def following(self) -> int:
@@ -247,7 +246,6 @@ class ContainerLogCollector:
                     if cursor is None:
                         continue
                     await self._put(record_of(line, app, container.service_name), cursor)
-                    self.lines += 1
             finally:
                 close = getattr(lines, "aclose", None)
                 if close is not None:

@@ -218,17 +218,6 @@ class LogOutbox:
         with self._lock:
             return self._counter("dropped")
 
-    def last_seq(self) -> int:
-        with self._lock:
-            return self._counter("last_seq")
-
-    def cursor(self, key: str) -> Cursor | None:
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT timestamp, count FROM cursors WHERE container = ?", (key,)
-            ).fetchone()
-            return None if row is None else Cursor(str(row[0]), int(row[1]))
-
     def cursors_of(self, container: str) -> dict[str, Cursor]:
         """A container's cursors by stream (keys ``<container>/<stream>``)."""
         with self._lock:

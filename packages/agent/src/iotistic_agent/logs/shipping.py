@@ -52,7 +52,6 @@ class LogShippingRun:
         engine: Engine,
         snapshot: Callable[[], EngineSnapshot | None],
         app_name: Callable[[int], str | None],
-        component: Callable[[str], str],
         handler_filters: list[logging.Filter],
         set_before_remove: Callable[[BeforeRemove | None], None] = lambda hook: None,
     ) -> None:
@@ -61,7 +60,6 @@ class LogShippingRun:
         self._engine = engine
         self._snapshot = snapshot
         self._app_name = app_name
-        self._component = component
         self._filters = handler_filters
         self._set_before_remove = set_before_remove
         self.shipper: LogShipper | None = None
@@ -113,9 +111,7 @@ class LogShippingRun:
                     backlog_before=started,
                 )
                 self.collector = collector
-                handler = ShippingHandler(
-                    shipper.offer, LevelSampler(settings.sampling), self._component
-                )
+                handler = ShippingHandler(shipper.offer, LevelSampler(settings.sampling))
                 for log_filter in self._filters:
                     handler.addFilter(log_filter)
                 self.handler = handler

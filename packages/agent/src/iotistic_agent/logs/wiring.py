@@ -40,7 +40,6 @@ def log_shipping_service(
     engine: Engine,
     reconciler: Reconciler,
     targets: TargetStore,
-    component: Callable[[str], str],
     filters: Sequence[logging.Filter] = (),
 ) -> LogShippingService:
     def app_name(app_id: int) -> str | None:
@@ -57,7 +56,6 @@ def log_shipping_service(
             engine,
             lambda: reconciler.last_snapshot,
             app_name,
-            component,
             list(filters),
             set_before_remove,
         )
