@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from iotistic_contracts.logs import MAX_LOG_MESSAGE_CHARS
@@ -25,6 +24,7 @@ from iotistic_contracts.logs import MAX_LOG_MESSAGE_CHARS
 from ..orchestrator.engine import ContainerLogLine, ContainerNotFound, Engine, EngineError
 from ..orchestrator.model import ContainerInfo, EngineSnapshot
 from .container_logs import timestamp_key
+from .formatting import timestamp
 from .outbox import Cursor
 
 log = logging.getLogger("iotistic.logs.containers")
@@ -36,7 +36,6 @@ DEFAULT_BACKLOG_LINES: Final = 1000
 # How long a container's removal waits for its last lines to be read.
 FINISH_READING_S: Final = 5.0
 FORGET_EVERY: Final = 60  # scans between two clean-ups of the cursors of removed containers
-_ENGINE_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z")
 
 Put = Callable[[dict[str, Any], tuple[str, Cursor]], Any]
 
@@ -66,7 +65,10 @@ class ResumePoint:
 
     def advance(self, timestamp: str) -> Cursor | None:
         """The cursor after this line, or None when the line was stored before."""
-        key = timestamp_key(timestamp)
+        return self.advance_key(timestamp, timestamp_key(timestamp))
+
+    def advance_key(self, timestamp: str, key: tuple[int, int] | None) -> Cursor | None:
+        """``advance`` with the timestamp already parsed (``timestamp_key``)."""
         if key is None:  # not the engine's UTC nanosecond form: nothing to compare
             return Cursor(timestamp, 1)
         if self._resuming:
@@ -98,7 +100,13 @@ class ContainerResume:
         return min(seconds) if seconds else None
 
     def advance(self, line: ContainerLogLine) -> tuple[str, Cursor] | None:
-        cursor = self._streams[line.stream].advance(line.timestamp)
+        return self.advance_key(line, timestamp_key(line.timestamp))
+
+    def advance_key(
+        self, line: ContainerLogLine, key: tuple[int, int] | None
+    ) -> tuple[str, Cursor] | None:
+        """``advance`` with the line's timestamp already parsed (``timestamp_key``)."""
+        cursor = self._streams[line.stream].advance_key(line.timestamp, key)
         return None if cursor is None else (cursor_key(self._container, line.stream), cursor)
 
 
@@ -106,14 +114,20 @@ def cursor_key(container_id: str, stream: str) -> str:
     return f"{container_id}/{stream}"
 
 
-def record_of(line: ContainerLogLine, app: str, service: str) -> dict[str, Any]:
+def record_of(
+    line: ContainerLogLine, app: str, service: str, engine_time: bool | None = None
+) -> dict[str, Any]:
+    """``engine_time``: whether the line carries the engine's UTC timestamp (None: look); a
+    line without one is stamped now."""
     message = line.message
     truncated = len(message) > MAX_LOG_MESSAGE_CHARS
-    timestamp = line.timestamp
-    if not _ENGINE_TIMESTAMP.fullmatch(timestamp):
-        timestamp = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    stamp = line.timestamp
+    if engine_time is None:
+        engine_time = timestamp_key(stamp) is not None
+    if not engine_time:
+        stamp = timestamp(time.time())
     fields: dict[str, Any] = {
-        "timestamp": timestamp,
+        "timestamp": stamp,
         "level": "info",
         "source": "container",
         "app": app,
@@ -242,10 +256,12 @@ class ContainerLogCollector:
             )
             try:
                 async for line in lines:
-                    cursor = resume.advance(line)
+                    key = timestamp_key(line.timestamp)  # parsed once for both uses
+                    cursor = resume.advance_key(line, key)
                     if cursor is None:
                         continue
-                    await self._put(record_of(line, app, container.service_name), cursor)
+                    fields = record_of(line, app, container.service_name, key is not None)
+                    await self._put(fields, cursor)
             finally:
                 close = getattr(lines, "aclose", None)
                 if close is not None:
