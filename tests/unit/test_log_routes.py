@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,8 @@ from iotistic_agent.orchestrator.engine import (
 from iotistic_agent.orchestrator.memory_engine import MemoryEngine
 from iotistic_agent.orchestrator.model import EngineSnapshot
 from iotistic_contracts import parse_target_state
+
+from tests.integration.waiting import wait_for_async
 
 IMAGE = "reg/img:v1"
 Client = TestClient[Any, Any]
@@ -136,14 +137,6 @@ def ndjson(text: str) -> list[dict[str, Any]]:
 
 def as_json(line: ContainerLogLine) -> dict[str, Any]:
     return {"timestamp": line.timestamp, "stream": line.stream, "message": line.message}
-
-
-async def eventually(check: Callable[[], bool], within_s: float = 5.0) -> None:
-    """Poll a condition (never a fixed sleep): a handler finishes on its own time."""
-    deadline = time.monotonic() + within_s
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 async def next_line(resp: aiohttp.ClientResponse) -> dict[str, Any]:
@@ -298,7 +291,7 @@ async def test_a_client_that_leaves_closes_the_engine_stream_quietly(
     resp = await client.get("/v1/services/web/logs?tail=2&follow=true")
     assert await next_line(resp) == as_json(LINES[-2])
     resp.close()
-    await eventually(lambda: api.engine.closed == 1)
+    await wait_for_async(lambda: api.engine.closed == 1, 5, 0.02)
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
@@ -323,12 +316,12 @@ async def test_a_client_that_leaves_a_quiet_stream_is_noticed_without_handler_ca
         resp = await session.get(f"{agent_like_server}/v1/services/web/logs?tail=1&follow=true")
         assert await next_line(resp) == as_json(LINES[-1])
         resp.close()
-        await eventually(lambda: api.engine.closed == 1)
+        await wait_for_async(lambda: api.engine.closed == 1, 5, 0.02)
         resp = await session.get(f"{agent_like_server}/v1/logs?n=1&follow=true")
         assert resp.status == 200
-        await eventually(lambda: len(api.ring._followers) == 1)
+        await wait_for_async(lambda: len(api.ring._followers) == 1, 5, 0.02)
         resp.close()
-        await eventually(lambda: len(api.ring._followers) == 0)
+        await wait_for_async(lambda: len(api.ring._followers) == 0, 5, 0.02)
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
@@ -368,7 +361,7 @@ async def test_agent_log_follow_streams_new_entries(api: Api, client: Client) ->
     api.logger.debug("after")
     assert without_time([await next_line(resp)]) == [agent_entry("debug", "after")]
     resp.close()
-    await eventually(lambda: len(api.ring._followers) == 0)
+    await wait_for_async(lambda: len(api.ring._followers) == 0, 5, 0.02)
 
 
 async def test_agent_log_without_a_ring_is_503(api: Api) -> None:

@@ -109,7 +109,7 @@ async def test_stopping_stores_what_is_still_queued(tmp_path: Path) -> None:
     uploader, clock = FakeUploader(), Clock()
     shipper = shipper_for(tmp_path, uploader, clock)
     task = asyncio.create_task(shipper.run())
-    await asyncio.sleep(0)  # let it start
+    await asyncio.wait_for(shipper.settled(), 5)  # running, with nothing queued yet
     for i in range(5):
         shipper.offer(line(f"agent {i}"))
     task.cancel()
