@@ -491,7 +491,7 @@ async def test_require_provisioning_holds_a_component_until_provisioned(
         started.set()
 
     gated = asyncio.create_task(when_provisioned(device.provisioner, True, reconciler))
-    await asyncio.sleep(0)  # let it reach its wait
+    # A negative cannot be awaited: the gate gets 50 ms in which it must not open.
     await asyncio.wait({gated}, timeout=0.05)
     assert not started.is_set()
     await device.provisioner.provision(PROVISIONING_KEY, cloud.url)
