@@ -32,11 +32,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from iotistic_agent.engine.protocol import ContainerLogLine  # noqa: E402
 from iotistic_agent.logs.collector import record_of  # noqa: E402
 from iotistic_agent.logs.formatting import timestamp as utc_timestamp  # noqa: E402
 from iotistic_agent.logs.outbox import LogOutbox  # noqa: E402
 from iotistic_agent.logs.uploader import ndjson  # noqa: E402
-from iotistic_agent.orchestrator.engine import ContainerLogLine  # noqa: E402
 
 from tests.integration import dockerkit  # noqa: E402
 from tests.integration.agent_process import AgentProcess, app, svc, target  # noqa: E402

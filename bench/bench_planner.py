@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit"))
 
-from iotistic_agent.orchestrator.memory_engine import MemoryEngine
+from iotistic_agent.engine.memory import MemoryEngine
 from iotistic_agent.orchestrator.model import AppSpec, Mount, PlanContext
 from iotistic_agent.orchestrator.planner import plan
 from planner_support import app, converge, service

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from iotistic_agent.orchestrator.docker import DockerEngine
-from iotistic_agent.orchestrator.engine import (
+from iotistic_agent.engine.docker import DockerEngine
+from iotistic_agent.engine.protocol import (
     EngineError,
     EngineUnavailable,
     ImagePullError,

@@ -23,8 +23,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from iotistic_agent.device_api import log_routes
 from iotistic_agent.device_api.context import CONTEXT_KEY
 from iotistic_agent.device_api.errors import json_errors
-from iotistic_agent.orchestrator.docker import DockerEngine
-from iotistic_agent.orchestrator.engine import (
+from iotistic_agent.engine.docker import DockerEngine
+from iotistic_agent.engine.protocol import (
     ContainerLogLine,
     ContainerNotFound,
     EngineUnavailable,

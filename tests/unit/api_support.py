@@ -6,7 +6,7 @@ from pathlib import Path
 
 from iotistic_agent.control import Control
 from iotistic_agent.device_api.context import ApiContext
-from iotistic_agent.orchestrator.memory_engine import MemoryEngine
+from iotistic_agent.engine.memory import MemoryEngine
 from iotistic_agent.orchestrator.reconciler import Reconciler
 from iotistic_agent.runtime_config import RuntimeConfig
 from iotistic_agent.store.config_store import ConfigStore

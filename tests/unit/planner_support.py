@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from iotistic_agent.orchestrator.engine import apply_step
-from iotistic_agent.orchestrator.memory_engine import MemoryEngine
+from iotistic_agent.engine.memory import MemoryEngine
+from iotistic_agent.orchestrator.apply import apply_step
 from iotistic_agent.orchestrator.model import AppSpec, PlanContext, ServiceSpec, config_hash
 from iotistic_agent.orchestrator.planner import plan
 from iotistic_agent.orchestrator.steps import Noop, ReleaseLock, Step, TakeLock

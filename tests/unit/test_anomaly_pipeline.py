@@ -16,7 +16,7 @@ from api_support import KEY, api_context
 from iotistic_agent.anomaly.pipeline import AnomalyPipeline
 from iotistic_agent.anomaly.service import AnomalyDetectionService
 from iotistic_agent.device_api.app import create_app
-from iotistic_agent.orchestrator.memory_engine import MemoryEngine
+from iotistic_agent.engine.memory import MemoryEngine
 from iotistic_agent.runtime_config import InvalidConfigValue
 from iotistic_agent.settings import anomaly_config
 from iotistic_agent.simulation.config import AnomalyInjectionScenario

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from api_support import KEY, api_context
 from iotistic_agent.device_api.app import create_app
 from iotistic_agent.device_api.auth import load_or_create_key
-from iotistic_agent.orchestrator.memory_engine import MemoryEngine
+from iotistic_agent.engine.memory import MemoryEngine
 from iotistic_agent.orchestrator.reconciler import Reconciler
 
 

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from api_support import KEY, api_context
 from iotistic_agent.device_api.app import create_app
 from iotistic_agent.device_api.context import ApiContext
-from iotistic_agent.orchestrator.memory_engine import MemoryEngine
+from iotistic_agent.engine.memory import MemoryEngine
 
 IMAGE = "reg/img:v1"
 Client = TestClient[Any, Any]

@@ -6,7 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from iotistic_agent.orchestrator.docker_mapping import (
+from iotistic_agent.engine.docker_mapping import (
     container_create_body,
     container_info,
     image_names,

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+from iotistic_agent.engine.protocol import ContainerLogLine, EngineUnavailable
 from iotistic_agent.logs import collector as collector_module
 from iotistic_agent.logs.collector import ContainerLogCollector
 from iotistic_agent.logs.outbox import Cursor
-from iotistic_agent.orchestrator.engine import ContainerLogLine, EngineUnavailable
 from iotistic_agent.orchestrator.model import ContainerInfo, EngineSnapshot
 
 from tests.integration.waiting import wait_for_async

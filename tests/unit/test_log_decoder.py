@@ -7,7 +7,7 @@ import struct
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from iotistic_agent.logs.container_logs import (
+from iotistic_agent.engine.log_stream import (
     MAX_LINE_BYTES,
     PARTIAL_ENTRY_BYTES,
     DockerLogDecoder,
@@ -16,7 +16,7 @@ from iotistic_agent.logs.container_logs import (
     LogStreamError,
     timestamp_key,
 )
-from iotistic_agent.orchestrator.engine import ContainerLogLine
+from iotistic_agent.engine.protocol import ContainerLogLine
 
 T1 = "2026-01-02T03:04:05.000000001Z"
 T2 = "2026-01-02T03:04:05.100000002Z"

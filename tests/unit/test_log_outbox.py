@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
+from iotistic_agent.engine.protocol import ContainerLogLine
 from iotistic_agent.logs.collector import ContainerResume, ResumePoint, record_of
 from iotistic_agent.logs.outbox import Cursor, LogOutbox
-from iotistic_agent.orchestrator.engine import ContainerLogLine
 from iotistic_contracts.logs import MAX_LOG_MESSAGE_CHARS, LogRecord
 
 TS = "2026-11-25T10:00:00.000000001Z"

@@ -19,14 +19,14 @@ from api_support import api_context
 from iotistic_agent.device_api import log_routes
 from iotistic_agent.device_api.context import CONTEXT_KEY, ApiContext
 from iotistic_agent.device_api.errors import json_errors
-from iotistic_agent.logs.ring import LogRing
-from iotistic_agent.orchestrator.engine import (
+from iotistic_agent.engine.memory import MemoryEngine
+from iotistic_agent.engine.protocol import (
     ContainerLogLine,
     ContainerNotFound,
     EngineError,
     EngineUnavailable,
 )
-from iotistic_agent.orchestrator.memory_engine import MemoryEngine
+from iotistic_agent.logs.ring import LogRing
 from iotistic_agent.orchestrator.model import EngineSnapshot
 from iotistic_contracts import parse_target_state
 

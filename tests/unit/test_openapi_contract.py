@@ -29,8 +29,8 @@ from aiohttp.test_utils import TestServer
 from api_support import KEY, api_context
 from iotistic_agent.device_api.app import create_app
 from iotistic_agent.device_api.auth import PUBLIC_ROUTES
-from iotistic_agent.orchestrator.engine import EngineUnavailable
-from iotistic_agent.orchestrator.memory_engine import MemoryEngine
+from iotistic_agent.engine.memory import MemoryEngine
+from iotistic_agent.engine.protocol import EngineUnavailable
 from iotistic_agent.orchestrator.model import EngineSnapshot
 from jsonschema_rs import ValidationError
 from schemathesis.core.failures import FailureGroup

@@ -15,7 +15,7 @@ import schemathesis
 from aiohttp.test_utils import TestServer
 from api_support import KEY, api_context
 from iotistic_agent.device_api.app import create_app
-from iotistic_agent.orchestrator.memory_engine import MemoryEngine
+from iotistic_agent.engine.memory import MemoryEngine
 from iotistic_agent.provisioning.service import Provisioner
 from provisioning_support import (
     DEVICE_API_KEY,

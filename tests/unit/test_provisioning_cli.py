@@ -24,7 +24,7 @@ from api_support import KEY, api_context
 from iotctl.commands.provisioning import NOT_AVAILABLE
 from iotctl.main import main
 from iotistic_agent.device_api.app import create_app
-from iotistic_agent.orchestrator.memory_engine import MemoryEngine
+from iotistic_agent.engine.memory import MemoryEngine
 from iotistic_agent.provisioning.service import Provisioner
 from iotistic_agent.store.device import DeviceStore
 from provisioning_support import (

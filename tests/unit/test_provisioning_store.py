@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from iotistic_agent.engine.memory import MemoryEngine
 from iotistic_agent.factory_reset import wipe_device
-from iotistic_agent.orchestrator.memory_engine import MemoryEngine
 from iotistic_agent.provisioning.backoff import Backoff
 from iotistic_agent.provisioning.files import device_key_path, write_private_file
 from iotistic_agent.provisioning.host_info import mac_address, os_version

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 import pytest
-from iotistic_agent.orchestrator.memory_engine import MemoryEngine
+from iotistic_agent.engine.memory import MemoryEngine
 from iotistic_agent.orchestrator.model import AppSpec, FailureRecord, ServiceKey, ServiceSpec
 from iotistic_agent.orchestrator.reconciler import Reconciler
 from planner_support import app, service

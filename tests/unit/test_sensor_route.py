@@ -13,9 +13,9 @@ import pytest
 from aiohttp.test_utils import TestServer
 from api_support import KEY, api_context
 from iotistic_agent.device_api.app import create_app
+from iotistic_agent.engine.memory import MemoryEngine
 from iotistic_agent.mqtt.manager import MqttManager
 from iotistic_agent.mqtt.service import MqttService
-from iotistic_agent.orchestrator.memory_engine import MemoryEngine
 from test_mqtt_broker import connected, device, watching
 
 from tests.integration.waiting import wait_for_async

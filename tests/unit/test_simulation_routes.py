@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from api_support import KEY, api_context
 from iotistic_agent.device_api.app import create_app
-from iotistic_agent.orchestrator.memory_engine import MemoryEngine
+from iotistic_agent.engine.memory import MemoryEngine
 from iotistic_agent.simulation.config import simulation_config
 from iotistic_agent.simulation.runner import SimulationRunner
 from iotistic_contracts.mqtt import SensorReading

@@ -13,7 +13,7 @@ import schemathesis
 from aiohttp.test_utils import TestServer
 from api_support import KEY, api_context
 from iotistic_agent.device_api.app import create_app
-from iotistic_agent.orchestrator.memory_engine import MemoryEngine
+from iotistic_agent.engine.memory import MemoryEngine
 from iotistic_agent.telemetry import (
     CONTENT_TYPE,
     ExtendedMetrics,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-from iotistic_agent.orchestrator.memory_engine import MemoryEngine
+from iotistic_agent.engine.memory import MemoryEngine
 from iotistic_agent.orchestrator.model import PortBinding, ServiceSpec, changed_fields, config_hash
 from planner_support import app, converge, service
 

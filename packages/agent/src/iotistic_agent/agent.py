@@ -23,6 +23,7 @@ from .control import Control
 from .device_api.app import create_app
 from .device_api.auth import load_or_create_key
 from .device_api.context import ApiContext
+from .engine.docker import DockerEngine
 from .factory_reset import wipe_device
 from .logs.redaction import RedactingFilter, redact_text
 from .logs.ring import LogRing
@@ -30,7 +31,6 @@ from .logs.setup import LoggingSetup, LogSettings, level_number
 from .logs.wiring import log_shipping_service, shipping_settings
 from .mqtt.credentials import MqttCredentials
 from .mqtt.service import MqttService
-from .orchestrator.docker import DockerEngine
 from .orchestrator.reconciler import Reconciler
 from .provisioning.service import Provisioner, when_provisioned
 from .runtime_config import RuntimeConfig

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 
-from .orchestrator.engine import Engine, StartError
+from .engine.protocol import Engine, StartError
 from .orchestrator.model import EngineSnapshot, ServiceKey, ServiceSpec
 from .orchestrator.reconciler import Reconciler
 from .store.target_store import TargetStore

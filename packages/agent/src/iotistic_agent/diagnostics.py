@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 
-from .orchestrator.engine import Engine, EngineError
+from .engine.protocol import Engine, EngineError
 from .settings import AgentSettings
 
 # Below this much free space on the data partition, updates and logs start failing.

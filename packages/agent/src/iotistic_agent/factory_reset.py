@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .device_api.auth import key_path
+from .engine.protocol import Engine
 from .logs.shipping import OUTBOX_FILE
-from .orchestrator.engine import Engine
 from .orchestrator.model import AppSpec, FailureRecord, ServiceKey, ServiceSpec
 from .orchestrator.reconciler import Reconciler
 from .provisioning.files import device_key_path

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..orchestrator.engine import Engine, EngineUnavailable
+from ..engine.protocol import Engine, EngineUnavailable
 from ..orchestrator.model import EngineSnapshot
 from ..orchestrator.reconciler import Reconciler
 from ..orchestrator.status import applications_state

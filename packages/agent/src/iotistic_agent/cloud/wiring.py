@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..orchestrator.engine import Engine
+from ..engine.protocol import Engine
 from ..orchestrator.reconciler import Reconciler
 from ..settings import AgentSettings
 from ..store.device import CloudCredentials

@@ -11,10 +11,10 @@ from aiohttp import web
 from ..anomaly.pipeline import AnomalyPipeline
 from ..cloud.runner import CloudSyncRunner
 from ..control import Control
+from ..engine.protocol import Engine
 from ..logs.ring import LogRing
 from ..logs.shipping import LogShippingService
 from ..mqtt.service import MqttService
-from ..orchestrator.engine import Engine
 from ..orchestrator.reconciler import Reconciler
 from ..provisioning.service import Provisioner
 from ..runtime_config import RuntimeConfig

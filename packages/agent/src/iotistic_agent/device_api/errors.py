@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import typedefs, web
 
-from ..orchestrator.engine import EngineError, EngineUnavailable
+from ..engine.protocol import EngineError, EngineUnavailable
 
 log = logging.getLogger("iotistic.device_api")
 

@@ -13,13 +13,13 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from ..logs.ring import LogEntry
-from ..orchestrator.engine import (
+from ..engine.protocol import (
     ContainerLogLine,
     ContainerNotFound,
     EngineError,
     EngineUnavailable,
 )
+from ..logs.ring import LogEntry
 from .context import api_context
 from .errors import ApiError
 from .refs import resolve_ref

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from .. import __version__
 from ..diagnostics import run_diagnostics
-from ..orchestrator.engine import EngineUnavailable
+from ..engine.protocol import EngineUnavailable
 from ..orchestrator.model import EngineSnapshot
 from ..orchestrator.status import applications_state, is_settled
 from ..telemetry.shared import metrics_summary

@@ -21,9 +21,9 @@ from typing import Any, Final
 
 from iotistic_contracts.logs import MAX_LOG_MESSAGE_CHARS
 
-from ..orchestrator.engine import ContainerLogLine, ContainerNotFound, Engine, EngineError
+from ..engine.log_stream import timestamp_key
+from ..engine.protocol import ContainerLogLine, ContainerNotFound, Engine, EngineError
 from ..orchestrator.model import ContainerInfo, EngineSnapshot
-from .container_logs import timestamp_key
 from .formatting import timestamp
 from .outbox import Cursor
 

@@ -37,6 +37,7 @@ LOGGER_COMPONENTS: dict[str, LogComponents] = {
     "iotistic.reconciler": LogComponents.stateReconciler,
     "iotistic_agent.orchestrator.reconciler": LogComponents.stateReconciler,
     "iotistic_agent.orchestrator": LogComponents.containerManager,
+    "iotistic_agent.engine": LogComponents.containerManager,
     "iotistic.cloud": LogComponents.cloudSync,
     "iotistic_agent.cloud": LogComponents.cloudSync,
     "iotistic.mqtt": LogComponents.mqtt,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ..cloud.retry import RetryPolicy
-from ..orchestrator.engine import BeforeRemove, Engine
+from ..engine.protocol import BeforeRemove, Engine
 from ..orchestrator.model import EngineSnapshot
 from ..store.device import CloudCredentials
 from ..task_slot import TaskSlot

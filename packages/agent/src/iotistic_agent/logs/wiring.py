@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from ..cloud.retry import RetryPolicy
-from ..orchestrator.engine import BeforeRemove, Engine
+from ..engine.protocol import BeforeRemove, Engine
 from ..orchestrator.reconciler import Reconciler
 from ..settings import AgentSettings
 from ..store.device import CloudCredentials

@@ -15,16 +15,16 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
-from .backoff import STABLE_AFTER_S, record_failure
-from .engine import (
+from ..engine.protocol import (
     BeforeRemove,
     Engine,
     EngineError,
     EngineUnavailable,
     ImagePullError,
     StartError,
-    apply_step,
 )
+from .apply import apply_step
+from .backoff import STABLE_AFTER_S, record_failure
 from .model import (
     AppSpec,
     EngineSnapshot,

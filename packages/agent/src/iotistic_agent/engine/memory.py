@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from .engine import ContainerLogLine, ContainerNotFound, EngineError, ImagePullError, StartError
-from .model import ContainerInfo, EngineSnapshot, ServiceSpec
+from ..orchestrator.model import ContainerInfo, EngineSnapshot, ServiceSpec
+from .protocol import ContainerLogLine, ContainerNotFound, EngineError, ImagePullError, StartError
 
 
 @dataclass

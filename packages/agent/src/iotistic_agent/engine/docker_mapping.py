@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, cast, get_args
 
-from .model import (
+from ..orchestrator.model import (
     LABEL_APP_ID,
     LABEL_APP_NAME,
     LABEL_CONFIG_HASH,

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..orchestrator.engine import ContainerLogLine, EngineError
+from .protocol import ContainerLogLine, EngineError
 
 Stream = Literal["stdout", "stderr"]
 

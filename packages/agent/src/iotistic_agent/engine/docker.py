@@ -22,7 +22,15 @@ import aiodocker
 import aiohttp
 from aiodocker.exceptions import DockerError
 
-from ..logs.container_logs import DockerLogDecoder
+from ..orchestrator.model import (
+    LABEL_APP_ID,
+    LABEL_CONFIG_HASH,
+    LABEL_MANAGED,
+    LABEL_SERVICE_NAME,
+    ContainerInfo,
+    EngineSnapshot,
+    ServiceSpec,
+)
 from .docker_mapping import (
     container_create_body,
     container_info,
@@ -34,22 +42,14 @@ from .docker_mapping import (
     split_image_ref,
     update_body,
 )
-from .engine import (
+from .log_stream import DockerLogDecoder
+from .protocol import (
     ContainerLogLine,
     ContainerNotFound,
     EngineError,
     EngineUnavailable,
     ImagePullError,
     StartError,
-)
-from .model import (
-    LABEL_APP_ID,
-    LABEL_CONFIG_HASH,
-    LABEL_MANAGED,
-    LABEL_SERVICE_NAME,
-    ContainerInfo,
-    EngineSnapshot,
-    ServiceSpec,
 )
 
 log = logging.getLogger(__name__)
