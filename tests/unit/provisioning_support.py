@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from iotistic_agent.provisioning.backoff import Backoff
+from iotistic_agent.backoff import Backoff
 from iotistic_agent.provisioning.service import Provisioner
 from iotistic_agent.settings import AgentSettings
 from iotistic_agent.store.db import open_database
@@ -81,8 +81,8 @@ class RecordingBackoff(Backoff):
         self.refused.append(False)
         return value
 
-    def refused_delay(self, rand: Callable[[], float] = random.random) -> float:
-        value = super().refused_delay(rand)
+    def capped_delay(self, rand: Callable[[], float] = random.random) -> float:
+        value = super().capped_delay(rand)
         self.delays.append(value)
         self.refused.append(True)
         return value

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from iotistic_agent.backoff import Backoff
 from iotistic_agent.cloud.client import Rejected, SyncFailure
 from iotistic_agent.cloud.retry import RetryPolicy
 from iotistic_agent.logs.agent_records import ShippingHandler
@@ -293,7 +294,7 @@ async def test_a_failed_store_is_retried_and_nothing_is_lost(
 ) -> None:
     from iotistic_agent.logs import shipper as shipper_module
 
-    monkeypatch.setattr(shipper_module, "STORE_RETRY_S", 0.01)
+    monkeypatch.setattr(shipper_module, "STORE_BACKOFF", Backoff(base_s=0.01, max_s=0.01))
     uploader, clock = FakeUploader(), Clock()
     shipper = shipper_for(tmp_path, uploader, clock)
     real_store = shipper.outbox.store

@@ -139,7 +139,7 @@ async def test_an_agent_without_mqtt_never_imports_it(tmp_path: Path) -> None:
         assert (await mqtt_status(agent))["state"] == "not configured"
     finally:
         stderr = await agent.stop()
-    assert imported(stderr, "iotistic_agent.mqtt.service")
+    assert imported(stderr, "iotistic_agent.mqtt.link")
     # Nor its manager, nor cloud sync: an agent that is not provisioned loads neither.
     assert not imported(stderr, "iotistic_agent.mqtt.manager")
     assert not imported(stderr, "iotistic_agent.cloud.sync")

@@ -18,16 +18,17 @@ import aiomqtt
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from iotistic_agent.backoff import Backoff
 from iotistic_agent.cloud.client import PUBLISHED, SyncClient
 from iotistic_agent.cloud.reporter import StateReporter
 from iotistic_agent.cloud.retry import ConnectionMonitor, RetryGate, RetryPolicy
 from iotistic_agent.mqtt.credentials import BrokerSettings, MqttCredentials
+from iotistic_agent.mqtt.link import MqttLink, not_configured
 from iotistic_agent.mqtt.manager import MqttManager
-from iotistic_agent.mqtt.service import MqttService
-from iotistic_agent.provisioning.backoff import Backoff
 from iotistic_agent.store.db import open_database
 from iotistic_agent.store.device import CloudCredentials
 from iotistic_agent.store.sync_store import SyncStore
+from iotistic_agent.while_provisioned import WhileProvisioned
 from iotistic_contracts.mqtt import (
     STATE_TOPIC_FILTER,
     SensorReading,
@@ -278,7 +279,8 @@ async def test_reports_go_over_mqtt_while_connected_and_over_http_otherwise(
 ) -> None:
     endpoint, http_reports = http_cloud
     creds = device(broker)
-    service = MqttService(lambda c: MqttManager(c, backoff=FAST))
+    service = WhileProvisioned("MQTT", lambda c: MqttManager(c, backoff=FAST), not_configured)
+    link = MqttLink(service)
     uptime = [0]
 
     async def collect() -> dict[str, Any]:
@@ -286,7 +288,7 @@ async def test_reports_go_over_mqtt_while_connected_and_over_http_otherwise(
         return {"targetVersion": 1, "targetApplied": True, "uptime": uptime[0], "apps": {}}
 
     async with aiohttp.ClientSession() as session:
-        sync = SyncClient(session, CloudCredentials(creds.uuid, endpoint, "k", None, True), service)
+        sync = SyncClient(session, CloudCredentials(creds.uuid, endpoint, "k", None, True), link)
         reporter = StateReporter(
             sync,
             SyncStore(open_database(tmp_path / "d.sqlite"), 10),
@@ -301,8 +303,8 @@ async def test_reports_go_over_mqtt_while_connected_and_over_http_otherwise(
 
         service.start(creds)
         try:
-            assert service.manager is not None
-            await connected(service.manager)
+            assert service.current is not None
+            await connected(service.current)
             async with watching(broker, state_topic(creds.uuid)) as seen:
                 await reporter.report_once()
                 await wait_for_async(lambda: seen, WAIT_S, 0.02)
@@ -312,7 +314,7 @@ async def test_reports_go_over_mqtt_while_connected_and_over_http_otherwise(
             assert len(http_reports) == 1 and reporter.sent == 2
 
             await asyncio.to_thread(broker.stop)
-            await wait_for_async(lambda: not service.connected, WAIT_S, 0.02)
+            await wait_for_async(lambda: not link.connected, WAIT_S, 0.02)
             await reporter.report_once()  # broker gone: HTTP again
             assert [r[creds.uuid]["sequence"] for r in http_reports] == [1, 3]
         finally:

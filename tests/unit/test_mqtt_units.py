@@ -15,14 +15,14 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from iotistic_agent.backoff import Backoff
 from iotistic_agent.cloud.client import SyncClient
 from iotistic_agent.mqtt.credentials import BrokerSettings, MqttCredentials, parse_broker
+from iotistic_agent.mqtt.link import MqttLink, mqtt_connection
 from iotistic_agent.mqtt.manager import MqttManager
 from iotistic_agent.mqtt.outbox import Outbox, Outgoing
 from iotistic_agent.mqtt.routing import Router, subscriptions
-from iotistic_agent.mqtt.service import MqttService
 from iotistic_agent.mqtt.tls import BrokerTlsError, tls_context
-from iotistic_agent.provisioning.backoff import Backoff
 from iotistic_agent.store.db import open_database
 from iotistic_agent.store.device import CloudCredentials, DeviceStore
 from iotistic_contracts.mqtt import SensorReading
@@ -222,27 +222,26 @@ def creds(port: int, host: str = "127.0.0.1", **broker: Any) -> MqttCredentials:
     )
 
 
-async def test_unconfigured_manager_and_service_report_not_configured() -> None:
+async def test_unconfigured_manager_and_link_report_not_configured() -> None:
     manager = MqttManager(None)
     await manager.run()  # returns at once: nothing to connect to
     assert manager.status()["state"] == "not configured"
-    service = MqttService(MqttManager)
-    service.start(None)
-    assert service.status()["state"] == "not configured" and not service.connected
-    assert await service.publish_confirmed("t", b"x") is False
+    link = MqttLink(mqtt_connection(lambda: None, lambda reading, metric: None))
+    assert link.status()["state"] == "not configured" and not link.connected
+    assert await link.publish_confirmed("t", b"x") is False
 
 
 async def test_reconnect_backs_off_exponentially_and_never_raises() -> None:
     delays: list[float] = []
-    backoff = Backoff(base_s=0.01, max_s=0.04, jitter=0.0)
 
     class Recording(Backoff):
         def delay(self, failures: int, rand: Any = None) -> float:
-            value = backoff.delay(failures)
+            value = super().delay(failures)
             delays.append(value)
             return value
 
-    manager = MqttManager(creds(free_port()), backoff=Recording())
+    recording = Recording(base_s=0.01, max_s=0.04, jitter=0.0)
+    manager = MqttManager(creds(free_port()), backoff=recording)
     task = asyncio.create_task(manager.run())
     try:
         await wait_for_async(lambda: len(delays) >= 5, 10, 0.01, "no reconnect attempts")

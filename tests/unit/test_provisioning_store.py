@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from iotistic_agent.engine.memory import MemoryEngine
 from iotistic_agent.factory_reset import wipe_device
-from iotistic_agent.provisioning.backoff import Backoff
 from iotistic_agent.provisioning.files import device_key_path, write_private_file
 from iotistic_agent.provisioning.host_info import mac_address, os_version
 from iotistic_agent.provisioning.http import CloudError, error_text, tls_setting
@@ -234,15 +233,6 @@ def test_bad_provisioning_settings_are_refused(env: dict[str, str]) -> None:
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def test_backoff_doubles_to_the_cap_with_jitter() -> None:
-    b = Backoff()
-    assert [b.delay(n, lambda: 0.5) for n in range(0, 9)] == [0, 5, 10, 20, 40, 80, 160, 300, 300]
-    assert b.delay(1, lambda: 0.0) == pytest.approx(4.0)
-    assert b.delay(1, lambda: 1.0) == pytest.approx(6.0)
-    assert b.delay(10_000, lambda: 1.0) == 300  # never above the cap, no overflow
-    assert 240 <= b.refused_delay(lambda: 1.0) <= b.refused_delay(lambda: 0.0) == 300
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,10 @@ from aiohttp.test_utils import TestServer
 from api_support import KEY, api_context
 from iotistic_agent.device_api.app import create_app
 from iotistic_agent.engine.memory import MemoryEngine
+from iotistic_agent.mqtt.credentials import MqttCredentials
+from iotistic_agent.mqtt.link import MqttLink, not_configured
 from iotistic_agent.mqtt.manager import MqttManager
-from iotistic_agent.mqtt.service import MqttService
+from iotistic_agent.while_provisioned import WhileProvisioned
 from test_mqtt_broker import connected, device, watching
 
 from tests.integration.waiting import wait_for_async
@@ -33,13 +35,13 @@ def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
 @dataclasses.dataclass
 class Setup:
     client: httpx.AsyncClient
-    service: MqttService
+    service: WhileProvisioned[MqttCredentials, MqttManager]
 
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Setup]:
-    service = MqttService(lambda creds: MqttManager(creds))
-    context = dataclasses.replace(api_context(tmp_path, MemoryEngine()), mqtt=service)
+    service = WhileProvisioned("MQTT", MqttManager, not_configured)
+    context = dataclasses.replace(api_context(tmp_path, MemoryEngine()), mqtt=MqttLink(service))
     async with TestServer(create_app(context, api_key=KEY), host="127.0.0.1") as server:
         headers = {"Authorization": f"Bearer {KEY}"}
         base = str(server.make_url(""))
@@ -53,7 +55,7 @@ async def test_a_reading_is_published_on_the_devices_sensor_topic(
 ) -> None:
     creds = device(broker)
     api.service.start(creds)
-    manager = api.service.manager
+    manager = api.service.current
     assert manager is not None
     await connected(manager)
     topic = f"sensor/{creds.uuid}/temperature"

@@ -79,13 +79,13 @@ async def test_the_memory_leak_grows_to_its_cap_and_stopping_frees_it(api: Setup
 
 
 async def test_anomaly_injection_changes_the_targeted_metric_while_it_runs(api: Setup) -> None:
-    assert api.runner.inject("cpu_temp", 50.0, scale=1.0) == 50.0
+    assert api.runner.injection.inject("cpu_temp", 50.0, scale=1.0) == 50.0
     await api.client.post("/v1/simulation/anomaly_injection/start")
-    assert api.runner.inject("cpu_temp", 50.0, scale=1.0) == 53.0  # spike of magnitude 3
-    assert api.runner.inject("memory_percent", 40.0, scale=1.0) == 40.0
+    assert api.runner.injection.inject("cpu_temp", 50.0, scale=1.0) == 53.0  # spike of magnitude 3
+    assert api.runner.injection.inject("memory_percent", 40.0, scale=1.0) == 40.0
     assert (await scenario(api, "anomaly_injection"))["injected"] == 1
     await api.client.post("/v1/simulation/anomaly_injection/stop")
-    assert api.runner.inject("cpu_temp", 50.0, scale=1.0) == 50.0
+    assert api.runner.injection.inject("cpu_temp", 50.0, scale=1.0) == 50.0
 
 
 async def test_an_unknown_scenario_is_a_404(api: Setup) -> None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import gc
 import logging
 import os
 import signal
 import sys
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -18,24 +21,26 @@ from pydantic import ValidationError
 from . import __version__
 from .anomaly.pipeline import AnomalyPipeline
 from .anomaly.service import AnomalyDetectionService
-from .cloud.wiring import cloud_sync_runner, sync_timing
+from .cloud.wiring import cloud_sync, sync_timing
 from .control import Control
 from .device_api.app import create_app
 from .device_api.auth import load_or_create_key
 from .device_api.context import ApiContext
 from .engine.docker import DockerEngine
 from .factory_reset import wipe_device
+from .lifecycle import Lifecycle
+from .logs.before_remove import ReadBeforeRemove
 from .logs.redaction import RedactingFilter, redact_text
 from .logs.ring import LogRing
 from .logs.setup import LoggingSetup, LogSettings, level_number
-from .logs.wiring import log_shipping_service, shipping_settings
-from .mqtt.credentials import MqttCredentials
-from .mqtt.service import MqttService
+from .logs.wiring import log_shipping, shipping_settings
+from .mqtt.link import MqttLink, mqtt_connection
 from .orchestrator.reconciler import Reconciler
 from .provisioning.service import Provisioner, when_provisioned
 from .runtime_config import RuntimeConfig
 from .settings import AgentSettings, anomaly_config
 from .simulation.config import SimulationConfig, SimulationConfigError, simulation_config
+from .simulation.injector import AnomalyInjection
 from .simulation.wiring import simulation_runner
 from .store.anomaly_store import AnomalyStore
 from .store.config_store import ConfigStore
@@ -44,185 +49,243 @@ from .store.device import CloudCredentials, DeviceStore
 from .store.failure_store import SqliteFailureStore
 from .store.target_store import TargetStore
 
-if TYPE_CHECKING:
-    from .mqtt.manager import MqttManager
-
 log = logging.getLogger("iotistic.agent")
 
-SHUTDOWN_GRACE_S = 4.0
-Outcome = Literal["stop", "restart", "factory-reset"]
+# The whole shutdown (every component, in reverse start order) fits in this.
+SHUTDOWN_GRACE_S = 5.0
+# "failed": a component ended on an error; the agent exits 1 for its supervisor to restart it.
+Outcome = Literal["stop", "restart", "factory-reset", "failed"]
 # The running agent's logging (configure_logging); None before it is set up (tests).
 _logging: LoggingSetup | None = None
 
 
-async def run_agent(
-    env_settings: AgentSettings, log_ring: LogRing, simulation_config: SimulationConfig
-) -> Outcome:
-    conn = open_database(env_settings.DATABASE_PATH)
-    devices = DeviceStore(conn)
-    config = RuntimeConfig(os.environ, ConfigStore(conn))
-    settings = config.settings
-    apply_log_settings(settings)
-    identity = devices.ensure_identity(settings.DEVICE_NAME)
-    targets = TargetStore(conn)
-    engine = DockerEngine(settings.DOCKER_HOST)
-    reconciler = Reconciler(
-        engine,
-        targets,
-        SqliteFailureStore(conn),
-        interval_s=settings.RECONCILIATION_INTERVAL_MS / 1000,
-    )
-    # The MQTT update trigger asks cloud sync to poll now; reports use MQTT while it is up.
-    anomalies = AnomalyPipeline(
-        AnomalyDetectionService(anomaly_config(settings)),
-        AnomalyStore(conn),
-        settings.data_dir,
-        sample_interval_s=settings.ANOMALY_SAMPLE_INTERVAL_MS / 1000,
-    )
+class StartupError(Exception):
+    """The agent cannot start (what was started is stopped again); the message says why."""
 
-    def mqtt_manager(credentials: MqttCredentials) -> MqttManager:
-        # Imported here: a device that is not provisioned (local mode) never loads MQTT.
-        from .mqtt.manager import MqttManager
 
-        return MqttManager(credentials, on_update=cloud.poll_now, on_reading=anomalies.on_reading)
+class Agent:
+    """The agent's components, built in dependency order (each from the ones above it);
+    ``run`` starts them and, when asked to stop, stops them in reverse order."""
 
-    mqtt = MqttService(mqtt_manager)
-    cloud = cloud_sync_runner(
-        lambda: config.settings,
-        conn,
-        targets,
-        reconciler,
-        engine,
-        mqtt,
-        extra_fields=lambda: {
-            "anomalies": anomalies.service.summary_for_report(10),
+    def __init__(
+        self,
+        environ: Mapping[str, str],
+        database_path: Path,
+        log_ring: LogRing | None,
+        simulation: SimulationConfig,
+    ) -> None:
+        self._outcome: Outcome = "stop"
+        self._stopping = asyncio.Event()
+
+        # Storage and settings: the environment, overridden by `iotctl config set`.
+        self.database = open_database(database_path)
+        self.devices = DeviceStore(self.database)
+        self.config = RuntimeConfig(environ, ConfigStore(self.database))
+        settings = self._applied = self.config.settings
+        apply_log_settings(settings)
+        self.identity = self.devices.ensure_identity(settings.DEVICE_NAME)
+        self.targets = TargetStore(self.database)
+
+        # Containers: the engine and the loop that keeps it equal to the target.
+        self.engine = DockerEngine(settings.DOCKER_HOST)
+        self.before_remove = ReadBeforeRemove()
+        self.reconciler = Reconciler(
+            self.engine,
+            self.targets,
+            SqliteFailureStore(self.database),
+            interval_s=settings.RECONCILIATION_INTERVAL_MS / 1000,
+            before_remove=self.before_remove,
+        )
+        self.control = Control(self.targets, self.reconciler, self.engine, self.before_remove)
+
+        # Anomaly detection, fed by system metrics, sensor readings and the simulation.
+        self.injection = AnomalyInjection(simulation.scenarios.anomaly_injection)
+        self.anomalies = AnomalyPipeline(
+            AnomalyDetectionService(anomaly_config(settings)),
+            AnomalyStore(self.database),
+            settings.data_dir,
+            inject=self.injection.inject,
+            sample_interval_s=settings.ANOMALY_SAMPLE_INTERVAL_MS / 1000,
+        )
+
+        # While provisioned: MQTT, cloud sync and log shipping (WhileProvisioned each).
+        # The MQTT update trigger asks cloud sync to poll now; reports use MQTT while it is up.
+        self.poll_requests = asyncio.Event()
+        self.mqtt = mqtt_connection(self.poll_requests.set, self.anomalies.on_reading)
+        self.mqtt_link = MqttLink(self.mqtt)
+        self.simulation = simulation_runner(
+            simulation, self.mqtt_link, self.anomalies.feed_reading, self.injection
+        )
+        self.cloud = cloud_sync(
+            self._settings,
+            self.database,
+            self.targets,
+            self.reconciler,
+            self.engine,
+            self.mqtt_link,
+            extra_fields=self._report_extras,
+            poll_requests=self.poll_requests,
+        )
+        self.log_shipping = log_shipping(
+            self._settings,
+            self.engine,
+            self.reconciler,
+            self.targets,
+            self.before_remove,
+            [RedactingFilter()],
+        )
+        self.provisioner = Provisioner(
+            self.devices,
+            self._settings,
+            settings.data_dir,
+            # Started right after provisioning (no restart), stopped on deprovisioning.
+            on_provisioned=self._provisioned,
+            on_deprovisioned=self._deprovisioned,
+        )
+
+        # The Device API (iotctl), over all of the above.
+        self.api = create_app(
+            ApiContext(
+                targets=self.targets,
+                reconciler=self.reconciler,
+                engine=self.engine,
+                control=self.control,
+                config=self.config,
+                devices=self.devices,
+                database=self.database,
+                log_ring=log_ring,
+                request_restart=functools.partial(self.stop, "restart"),
+                request_factory_reset=functools.partial(self.stop, "factory-reset"),
+                provisioner=self.provisioner,
+                cloud=self.cloud,
+                mqtt=self.mqtt_link,
+                log_shipping=self.log_shipping,
+                simulation=self.simulation,
+                anomalies=self.anomalies,
+            ),
+            api_key=load_or_create_key(settings.data_dir),
+        )
+        self.config.subscribe(self._apply_config)
+
+    def _settings(self) -> AgentSettings:
+        """The settings in force now (`iotctl config set` changes them at runtime)."""
+        return self.config.settings
+
+    async def run(self) -> Outcome:
+        settings = self.config.settings
+        async with Lifecycle(SHUTDOWN_GRACE_S, self._task_failed) as life:
+            life.on_exit(self.database.close)
+            life.on_stop("Docker engine client", self.engine.close, bounded=False)
+            life.on_stop("factory reset", self._wipe_if_asked, bounded=False)
+            # Listening first: a second agent given the same port stops here, before it
+            # touches the engine (and this one's stops last but for its resources).
+            await self._serve_api(life, settings)
+            life.task(
+                "reconciler",
+                when_provisioned(
+                    self.provisioner, settings.REQUIRE_PROVISIONING, self.reconciler.run
+                ),
+            )
+            life.task("provisioning", self.provisioner.run())
+            life.task("anomaly detection", self.anomalies.run())
+            for component in (self.cloud, self.mqtt, self.log_shipping):
+                life.on_stop(component.name, component.stop)
+            credentials = self.devices.cloud_credentials()
+            if credentials is not None:
+                self._provisioned(credentials)
+            life.on_stop("simulation", self.simulation.stop_all)
+            self.simulation.start_configured()
+            self._handle_signals(life)
+            release_startup_memory()
+            log.info(
+                "agent %s started: device %s, database %s, Device API on %s:%s, target version %d",
+                __version__,
+                self.identity.uuid,
+                settings.DATABASE_PATH,
+                settings.DEVICE_API_HOST,
+                settings.DEVICE_API_PORT,
+                self.targets.stored.version,
+            )
+            await self._stopping.wait()
+            log.info("stopping for %s", self._outcome)
+        log.info("stopped")
+        return self._outcome
+
+    def stop(self, outcome: Outcome = "stop") -> None:
+        """Leave ``run`` (signals, `iotctl restart`, factory reset); the first reason wins."""
+        if not self._stopping.is_set():
+            self._outcome = outcome
+            self._stopping.set()
+
+    async def _serve_api(self, life: Lifecycle, settings: AgentSettings) -> None:
+        runner = web.AppRunner(self.api, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        life.on_stop("Device API", runner.cleanup)
+        site = web.TCPSite(runner, settings.DEVICE_API_HOST, settings.DEVICE_API_PORT)
+        try:
+            await site.start()
+        except OSError as exc:
+            where = f"{settings.DEVICE_API_HOST}:{settings.DEVICE_API_PORT}"
+            reason = exc.strerror or str(exc)
+            raise StartupError(f"the Device API cannot listen on {where}: {reason}") from None
+
+    def _handle_signals(self, life: Lifecycle) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop, "stop")
+            life.on_exit(functools.partial(loop.remove_signal_handler, sig))
+
+    def _task_failed(self, name: str) -> None:
+        self.stop("failed")
+
+    def _provisioned(self, credentials: CloudCredentials) -> None:
+        self.cloud.start(credentials)
+        mqtt = self.devices.mqtt_credentials()
+        if mqtt is None:
+            log.info("MQTT not configured: the registration names no broker")
+        else:
+            self.mqtt.start(mqtt)
+        self.log_shipping.start(credentials)
+
+    def _deprovisioned(self) -> None:
+        self.cloud.stop_soon()
+        self.mqtt.stop_soon()
+        self.log_shipping.stop_soon()
+
+    def _report_extras(self) -> dict[str, Any]:
+        return {
+            "anomalies": self.anomalies.service.summary_for_report(10),
             # Reports say so while simulated data is being produced.
-            "simulation": simulation.running_scenarios(),
-        },
-    )
-    # The agent's own records (sampled) and every container's output, while provisioned.
-    log_shipping = log_shipping_service(
-        lambda: config.settings, engine, reconciler, targets, [RedactingFilter()]
-    )
-    simulation = simulation_runner(simulation_config, mqtt, anomalies.feed_reading)
-    anomalies.inject = simulation.inject
+            "simulation": self.simulation.running_scenarios(),
+        }
 
-    def provisioned(credentials: CloudCredentials) -> None:
-        cloud.start(credentials)
-        mqtt.start(devices.mqtt_credentials())
-        log_shipping.start(credentials)
-
-    def deprovisioned() -> None:
-        cloud.stop_soon()
-        mqtt.stop_soon()
-        log_shipping.stop_soon()
-
-    provisioner = Provisioner(
-        devices,
-        lambda: config.settings,
-        settings.data_dir,
-        # Sync and MQTT start right after provisioning (no restart), stop on deprovisioning.
-        on_provisioned=provisioned,
-        on_deprovisioned=deprovisioned,
-    )
-
-    applied = [settings]
-
-    def apply_config(new: AgentSettings) -> None:
+    def _apply_config(self, new: AgentSettings) -> None:
         apply_log_settings(new)
-        reconciler.set_interval(new.RECONCILIATION_INTERVAL_MS / 1000)
-        cloud.set_timing(sync_timing(new))
-        log_shipping.apply(shipping_settings(new))
-        anomalies.service.reconfigure(anomaly_config(new))
+        self.reconciler.set_interval(new.RECONCILIATION_INTERVAL_MS / 1000)
+        if (sync := self.cloud.current) is not None:
+            sync.set_timing(sync_timing(new))
+        if (shipping := self.log_shipping.current) is not None:
+            shipping.apply(shipping_settings(new))
+        self.anomalies.service.reconfigure(anomaly_config(new))
         # Only a change of DEVICE_NAME renames: any other change must keep the cloud's name.
-        if new.DEVICE_NAME != applied[0].DEVICE_NAME:
-            devices.set_name(new.DEVICE_NAME)
-        applied[0] = new
+        if new.DEVICE_NAME != self._applied.DEVICE_NAME:
+            self.devices.set_name(new.DEVICE_NAME)
+        self._applied = new
         log.info("configuration applied")
 
-    config.subscribe(apply_config)
-    stop = asyncio.Event()
-    outcome: list[Outcome] = ["stop"]
+    async def _wipe_if_asked(self) -> None:
+        if self._outcome != "factory-reset":
+            return
+        settings = self.config.settings
+        self.database.close()
+        await wipe_device(self.engine, settings.DATABASE_PATH, settings.data_dir)
 
-    def finish(how: Outcome) -> None:
-        outcome[0] = how
-        stop.set()
 
-    app = create_app(
-        ApiContext(
-            targets=targets,
-            reconciler=reconciler,
-            engine=engine,
-            control=Control(targets, reconciler, engine),
-            config=config,
-            devices=devices,
-            database=conn,
-            log_ring=log_ring,
-            request_restart=lambda: finish("restart"),
-            request_factory_reset=lambda: finish("factory-reset"),
-            provisioner=provisioner,
-            cloud=cloud,
-            mqtt=mqtt,
-            log_shipping=log_shipping,
-            simulation=simulation,
-            anomalies=anomalies,
-        ),
-        api_key=load_or_create_key(settings.data_dir),
-    )
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.DEVICE_API_HOST, settings.DEVICE_API_PORT)
-    await site.start()
-    release_startup_memory()
-    log.info(
-        "agent %s started: device %s, database %s, Device API on %s:%s, target version %d",
-        __version__,
-        identity.uuid,
-        settings.DATABASE_PATH,
-        settings.DEVICE_API_HOST,
-        settings.DEVICE_API_PORT,
-        targets.stored.version,
-    )
-
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, finish, "stop")
-    tasks = {
-        asyncio.create_task(provisioner.run(), name="provisioning"),
-        asyncio.create_task(
-            when_provisioned(provisioner, settings.REQUIRE_PROVISIONING, reconciler.run),
-            name="reconciler",
-        ),
-        asyncio.create_task(anomalies.run(), name="anomaly-detection"),
-    }
-    credentials = devices.cloud_credentials()
-    if credentials is not None:
-        provisioned(credentials)
-    simulation.start_configured()
-    try:
-        await stop.wait()
-        log.info("stopping for %s", outcome[0])
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_S)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(cloud.stop(), SHUTDOWN_GRACE_S)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(mqtt.stop(), SHUTDOWN_GRACE_S)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(log_shipping.stop(), SHUTDOWN_GRACE_S)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(simulation.stop_all(), SHUTDOWN_GRACE_S)
-        await runner.cleanup()
-        if outcome[0] == "factory-reset":
-            conn.close()
-            await wipe_device(engine, settings.DATABASE_PATH, settings.data_dir)
-        await engine.close()
-        with contextlib.suppress(Exception):
-            conn.close()
-        log.info("stopped")
-    return outcome[0]
+async def run_agent(
+    env_settings: AgentSettings, log_ring: LogRing | None, simulation: SimulationConfig
+) -> Outcome:
+    agent = Agent(os.environ, env_settings.DATABASE_PATH, log_ring, simulation)
+    return await agent.run()
 
 
 def release_startup_memory() -> None:
@@ -270,8 +333,15 @@ def main() -> None:
         print(f"iotistic-agent: invalid settings: {redact_text(str(exc))}", file=sys.stderr)
         raise SystemExit(2) from exc
     logs = configure_logging(settings)
-    outcome = asyncio.run(run_agent(settings, logs.ring, simulation))
+    try:
+        outcome = asyncio.run(run_agent(settings, logs.ring, simulation))
+    except StartupError as exc:
+        log.error("cannot start: %s", exc)
+        logging.shutdown()
+        raise SystemExit(1) from None
     logging.shutdown()  # flush the log file before a restart replaces the process
+    if outcome == "failed":
+        raise SystemExit(1)
     if outcome != "stop":
         # Same process id, fresh interpreter: supervisors and tests see one long-lived agent.
         os.execv(sys.executable, [sys.executable, "-m", "iotistic_agent", *sys.argv[1:]])

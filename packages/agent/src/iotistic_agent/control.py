@@ -5,17 +5,25 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 
-from .engine.protocol import Engine, StartError
+from .engine.protocol import BeforeRemove, Engine, StartError
 from .orchestrator.model import EngineSnapshot, ServiceKey, ServiceSpec
 from .orchestrator.reconciler import Reconciler
 from .store.target_store import TargetStore
 
 
 class Control:
-    def __init__(self, targets: TargetStore, reconciler: Reconciler, engine: Engine) -> None:
+    def __init__(
+        self,
+        targets: TargetStore,
+        reconciler: Reconciler,
+        engine: Engine,
+        before_remove: BeforeRemove | None = None,
+    ) -> None:
+        """``before_remove``: called before a container is removed (its log is read)."""
         self._targets = targets
         self._reconciler = reconciler
         self._engine = engine
+        self._before_remove = before_remove
 
     def app_services(self, app_id: int) -> list[ServiceKey]:
         app = self._targets.declared_target().get(app_id)
@@ -70,9 +78,8 @@ class Control:
         for c in snapshot.containers:
             if c.app_id == app_id:
                 await self._engine.stop_container(c.id, 10)
-                before_remove = self._reconciler.before_remove
-                if before_remove is not None:
-                    await before_remove(c.id)
+                if self._before_remove is not None:
+                    await self._before_remove(c.id)
                 await self._engine.remove_container(c.id)
         return snapshot
 

@@ -50,7 +50,7 @@ class AnomalyPipeline:
         self.service = service
         self._store = store
         self._data_dir = data_dir
-        # Set by the composition root once the simulation exists (it feeds back readings).
+        # The simulation's anomaly injection, applied to sampled values before detection.
         self.inject = inject
         self._interval_s = sample_interval_s
 

@@ -33,7 +33,9 @@ class TargetPoller:
         interval_s: float,
         clock: Callable[[], float] = time.monotonic,
         on_full_report_wanted: Callable[[], None] = lambda: None,
+        poll_requests: asyncio.Event | None = None,
     ) -> None:
+        """``poll_requests``: set by whoever wants a poll now (the MQTT update trigger)."""
         self._client = client
         self._on_full_report_wanted = on_full_report_wanted
         self._targets = targets
@@ -43,7 +45,7 @@ class TargetPoller:
         self._on_new_target = on_new_target
         self.interval_s = interval_s
         self._clock = clock
-        self._trigger = asyncio.Event()
+        self._trigger = poll_requests or asyncio.Event()
         # A slow poll never overlaps the next one (the trigger may fire while one runs).
         self._lock = asyncio.Lock()
         self.last_success_at: float | None = None

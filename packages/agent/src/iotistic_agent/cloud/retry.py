@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from ..provisioning.backoff import Backoff
+from ..backoff import Backoff
 
 ConnectionState = Literal["online", "degraded", "offline"]
 

@@ -38,8 +38,11 @@ class CloudSync:
         timing: SyncTiming,
         clock: Callable[[], float] = time.monotonic,
         mqtt: ReportPublisher | None = None,
+        poll_requests: asyncio.Event | None = None,
     ) -> None:
+        """``poll_requests``: an event that asks for a poll now (the MQTT update trigger)."""
         self.credentials = credentials
+        self._poll_requests = poll_requests
         self._mqtt = mqtt
         self._targets = targets
         self._store = store
@@ -102,6 +105,7 @@ class CloudSync:
                 self._timing.poll_interval_s,
                 self._clock,
                 on_full_report_wanted=self._full_report_wanted,
+                poll_requests=self._poll_requests,
             )
             self.reporter = StateReporter(
                 client,

@@ -5,22 +5,26 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from ..anomaly.pipeline import AnomalyPipeline
-from ..cloud.runner import CloudSyncRunner
 from ..control import Control
 from ..engine.protocol import Engine
 from ..logs.ring import LogRing
-from ..logs.shipping import LogShippingService
-from ..mqtt.service import MqttService
+from ..mqtt.link import MqttLink
 from ..orchestrator.reconciler import Reconciler
 from ..provisioning.service import Provisioner
 from ..runtime_config import RuntimeConfig
 from ..simulation.runner import SimulationRunner
-from ..store.device import DeviceStore
+from ..store.device import CloudCredentials, DeviceStore
 from ..store.target_store import TargetStore
+from ..while_provisioned import WhileProvisioned
+
+if TYPE_CHECKING:  # run only while provisioned: imported then
+    from ..cloud.sync import CloudSync
+    from ..logs.shipping import LogShippingRun
 
 
 @dataclass(frozen=True)
@@ -37,9 +41,9 @@ class ApiContext:
     request_restart: Callable[[], None] | None = None
     request_factory_reset: Callable[[], None] | None = None
     provisioner: Provisioner | None = None
-    cloud: CloudSyncRunner | None = None
-    mqtt: MqttService | None = None
-    log_shipping: LogShippingService | None = None
+    cloud: WhileProvisioned[CloudCredentials, CloudSync] | None = None
+    mqtt: MqttLink | None = None
+    log_shipping: WhileProvisioned[CloudCredentials, LogShippingRun] | None = None
     simulation: SimulationRunner | None = None
     anomalies: AnomalyPipeline | None = None
 

@@ -49,7 +49,7 @@ async def device(request: web.Request) -> web.Response:
         "provisioningState": "provisioned" if identity.provisioned else "unprovisioned",
         "agentVersion": __version__,
         "cloud": (
-            ctx.cloud.status(endpoint)
+            ctx.cloud.status()
             if ctx.cloud is not None
             else {"state": "not configured", "endpoint": endpoint}
         ),

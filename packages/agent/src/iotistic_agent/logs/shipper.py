@@ -27,6 +27,7 @@ from typing import Any, Final, TypeVar
 
 from iotistic_contracts.logs import MAX_LOG_RECORDS_PER_UPLOAD, MAX_LOG_UPLOAD_BYTES
 
+from ..backoff import Backoff
 from ..cloud.client import Rejected, SyncFailure
 from ..cloud.retry import RetryGate, RetryPolicy
 from .loops import call_in_loop, running_loop
@@ -36,8 +37,8 @@ from .uploader import LogUploader
 log = logging.getLogger("iotistic.logs.shipper")
 
 QUEUE_SIZE: Final = 2000
-STORE_RETRY_S: Final = 1.0
-STORE_RETRY_MAX_S: Final = 60.0
+# A failed store (a full disk) is retried locally, with no jitter: nothing else waits on it.
+STORE_BACKOFF: Final = Backoff(base_s=1.0, max_s=60.0, jitter=0.0)
 WRITE_BATCH: Final = 1000
 # How long the writer waits to fill a batch: fewer, larger writes to the SD card.
 WRITE_DELAY_S: Final = 0.5
@@ -166,7 +167,7 @@ class LogShipper:
                 self.store_error = f"{type(exc).__name__}: {exc}"
                 if failures == 1:
                     log.error("cannot store log records on disk, will retry: %s", exc)
-                await asyncio.sleep(min(STORE_RETRY_MAX_S, STORE_RETRY_S * 2 ** (failures - 1)))
+                await asyncio.sleep(STORE_BACKOFF.delay(failures))
                 continue
             if failures:
                 log.info("log records are stored on disk again")

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ..cloud.retry import RetryPolicy
-from ..engine.protocol import BeforeRemove, Engine
+from ..engine.protocol import Engine
 from ..orchestrator.model import EngineSnapshot
 from ..store.device import CloudCredentials
-from ..task_slot import TaskSlot
 from .agent_records import ShippingHandler
+from .before_remove import ReadBeforeRemove
 from .collector import ContainerLogCollector
 from .outbox import LogOutbox
 from .sampling import LevelSampler
@@ -53,7 +53,7 @@ class LogShippingRun:
         snapshot: Callable[[], EngineSnapshot | None],
         app_name: Callable[[int], str | None],
         handler_filters: list[logging.Filter],
-        set_before_remove: Callable[[BeforeRemove | None], None] = lambda hook: None,
+        before_remove: ReadBeforeRemove | None = None,
     ) -> None:
         self.credentials = credentials
         self._settings = settings
@@ -61,7 +61,7 @@ class LogShippingRun:
         self._snapshot = snapshot
         self._app_name = app_name
         self._filters = handler_filters
-        self._set_before_remove = set_before_remove
+        self._before_remove = before_remove
         self.shipper: LogShipper | None = None
         self.handler: ShippingHandler | None = None
         self.error: str | None = None
@@ -94,6 +94,7 @@ class LogShippingRun:
             LogOutbox, settings.data_dir / OUTBOX_FILE, settings.max_records, settings.max_bytes
         )
         handler: ShippingHandler | None = None
+        collector: ContainerLogCollector | None = None
         try:
             session = cloud_session(self.credentials.ca_cert, self.credentials.verify_tls)
             async with session:
@@ -123,12 +124,14 @@ class LogShippingRun:
                     "gzip" if settings.compress else "uncompressed",
                 )
                 # A container about to be removed is read to its end first.
-                self._set_before_remove(collector.finish_reading)
+                if self._before_remove is not None:
+                    self._before_remove.attach(collector.finish_reading)
                 async with asyncio.TaskGroup() as group:
                     group.create_task(shipper.run())
                     group.create_task(collector.run())
         finally:
-            self._set_before_remove(None)
+            if self._before_remove is not None and collector is not None:
+                self._before_remove.detach(collector.finish_reading)
             if handler is not None:
                 logging.getLogger().removeHandler(handler)
             with contextlib.suppress(Exception):
@@ -157,37 +160,3 @@ class LogShippingRun:
             **shipper.status(),
             "containersFollowed": 0 if collector is None else collector.following,
         }
-
-
-class LogShippingService:
-    def __init__(self, make_run: Callable[[CloudCredentials], LogShippingRun]) -> None:
-        self._make_run = make_run
-        self._slot: TaskSlot[LogShippingRun] = TaskSlot("log-shipping")
-
-    @property
-    def current(self) -> LogShippingRun | None:
-        return self._slot.current
-
-    def start(self, credentials: CloudCredentials) -> None:
-        current = self._slot.current
-        if current is not None and current.credentials == credentials:
-            return
-        self._slot.replace(self._make_run(credentials))
-
-    def apply(self, settings: ShippingSettings) -> None:
-        """New settings (`iotctl config set`) for the running shipping; a later start reads
-        the current ones anyway."""
-        current = self._slot.current
-        if current is not None:
-            current.apply(settings)
-
-    async def stop(self) -> None:
-        await self._slot.stop()
-
-    def stop_soon(self) -> None:
-        if self._slot.stop_soon():
-            log.info("log shipping stopped")
-
-    def status(self) -> dict[str, Any]:
-        current = self._slot.current
-        return {"state": "stopped"} if current is None else current.status()

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
 
-from ..cloud.retry import RetryPolicy
-from ..engine.protocol import BeforeRemove, Engine
+from ..cloud.wiring import retry_policy
+from ..engine.protocol import Engine
 from ..orchestrator.reconciler import Reconciler
 from ..settings import AgentSettings
 from ..store.device import CloudCredentials
 from ..store.target_store import TargetStore
-from .shipping import LogShippingRun, LogShippingService, ShippingSettings
+from ..while_provisioned import WhileProvisioned
+from .before_remove import ReadBeforeRemove
+from .shipping import LogShippingRun, ShippingSettings
 
 
 def shipping_settings(settings: AgentSettings) -> ShippingSettings:
@@ -26,28 +29,25 @@ def shipping_settings(settings: AgentSettings) -> ShippingSettings:
         },
         max_records=settings.LOG_OUTBOX_MAX_RECORDS,
         max_bytes=settings.LOG_OUTBOX_MAX_BYTES,
-        policy=RetryPolicy(
-            base_s=settings.CLOUD_BACKOFF_BASE_MS / 1000,
-            max_s=settings.CLOUD_BACKOFF_MAX_MS / 1000,
-            circuit_cooldown_s=settings.CLOUD_CIRCUIT_COOLDOWN_MS / 1000,
-        ),
+        policy=retry_policy(settings),
         data_dir=settings.data_dir,
     )
 
 
-def log_shipping_service(
+def log_shipping(
     settings: Callable[[], AgentSettings],
     engine: Engine,
     reconciler: Reconciler,
     targets: TargetStore,
+    before_remove: ReadBeforeRemove,
     filters: Sequence[logging.Filter] = (),
-) -> LogShippingService:
+) -> WhileProvisioned[CloudCredentials, LogShippingRun]:
+    """The agent's own records (sampled) and every container's output, while provisioned;
+    a run started later reads the settings of its time (`iotctl config set`)."""
+
     def app_name(app_id: int) -> str | None:
         spec = targets.current_target().get(app_id)
         return None if spec is None else spec.app_name
-
-    def set_before_remove(hook: BeforeRemove | None) -> None:
-        reconciler.before_remove = hook
 
     def make(credentials: CloudCredentials) -> LogShippingRun:
         return LogShippingRun(
@@ -57,7 +57,10 @@ def log_shipping_service(
             lambda: reconciler.last_snapshot,
             app_name,
             list(filters),
-            set_before_remove,
+            before_remove,
         )
 
-    return LogShippingService(make)
+    def idle() -> dict[str, Any]:
+        return {"state": "stopped"}
+
+    return WhileProvisioned("log shipping", make, idle)

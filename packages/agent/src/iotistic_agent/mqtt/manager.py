@@ -21,7 +21,7 @@ import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..provisioning.backoff import Backoff
+from ..backoff import Backoff
 from .credentials import MqttCredentials
 from .outbox import DEFAULT_MAX_MESSAGES, Outbox, Outgoing
 from .routing import OnReading, OnUpdate, Router, SensorCounter, subscriptions

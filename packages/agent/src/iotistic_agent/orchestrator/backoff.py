@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..backoff import Backoff
 from .model import FailureReason, FailureRecord
 
 BASE_DELAY_S = 10.0
@@ -9,13 +10,13 @@ MAX_DELAY_S = 300.0
 MAX_FAILURES = 10
 # A container that stays up this long after a crash is considered healthy again.
 STABLE_AFTER_S = 60.0
+# No jitter: the planner and this bookkeeping stay pure functions of their inputs.
+CRASH_BACKOFF = Backoff(base_s=BASE_DELAY_S, max_s=MAX_DELAY_S, jitter=0.0)
 
 
 def backoff_delay(failures: int) -> float:
     """10 s, 20 s, 40 s, 80 s, 160 s, then 300 s for every later failure."""
-    if failures <= 0:
-        return 0.0
-    return min(BASE_DELAY_S * float(2 ** (failures - 1)), MAX_DELAY_S)
+    return CRASH_BACKOFF.delay(failures)
 
 
 def record_failure(

@@ -75,6 +75,7 @@ class Reconciler:
         *,
         interval_s: float = 30.0,
         clock: Callable[[], float] = time.time,
+        before_remove: BeforeRemove | None = None,
     ) -> None:
         self._engine = engine
         self._targets = targets
@@ -90,8 +91,8 @@ class Reconciler:
         self._restart_counts: dict[str, int] = {}
         self._exit_codes: dict[str, int] = {}
         self.last_snapshot: EngineSnapshot | None = None
-        # Set while log shipping runs: reads a stopped container's last lines before removal.
-        self.before_remove: BeforeRemove | None = None
+        # Reads a container's last log lines before it is removed (while log shipping runs).
+        self.before_remove = before_remove
         self.engine_error: str | None = None
 
     @property

@@ -23,15 +23,17 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from ..backoff import Backoff
 from ..orchestrator.status import iso
 from ..settings import AgentSettings
 from ..store.device import CloudCredentials, DeviceStore
-from .backoff import Backoff
 from .errors import InvalidProvisioningRequest, ProvisioningConflict
 from .http import DEFAULT_TIMEOUT_S, CloudError
 from .request import ProvisionRequest, check_endpoint, check_key, check_text
 
 log = logging.getLogger("iotistic.provisioning")
+
+PROVISIONING_BACKOFF = Backoff(base_s=5.0, max_s=300.0)
 
 
 def _ignore(*_: object) -> None:
@@ -58,7 +60,7 @@ class Provisioner:
         self._data_dir = data_dir
         self._on_provisioned = on_provisioned
         self._on_deprovisioned = on_deprovisioned
-        self._backoff = backoff or Backoff()
+        self._backoff = backoff or PROVISIONING_BACKOFF
         self._timeout_s = timeout_s
         self._clock = clock
         self._rand = rand
@@ -167,7 +169,7 @@ class Provisioner:
                 failures += 1
                 refused = exc.refused
                 delay = (
-                    self._backoff.refused_delay(self._rand)
+                    self._backoff.capped_delay(self._rand)
                     if refused
                     else self._backoff.delay(failures, self._rand)
                 )

@@ -8,6 +8,8 @@ exactly what was injected and when.
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -78,3 +80,22 @@ class AnomalyInjector:
         return any(
             i.metric == metric and i.kind == "drift" and i.at == start for i in self.injected
         )
+
+
+class AnomalyInjection:
+    """The ``anomaly_injection`` scenario while it runs: the metrics sampler passes every
+    value through ``inject``. Built before both the sampler and the simulation runner, which
+    switches it on and off."""
+
+    def __init__(
+        self, scenario: AnomalyInjectionScenario, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.injector = AnomalyInjector(scenario)
+        self._clock = clock
+        self.running = False
+
+    def inject(self, metric: str, value: float, scale: float) -> float:
+        """The value with an anomaly while injection runs, else unchanged."""
+        if not self.running:
+            return value
+        return self.injector.apply(metric, value, self._clock(), scale)

@@ -2,9 +2,8 @@
 
 ``sensor_data`` publishes BME688 readings through ``publish`` (the agent's MQTT connection)
 every ``publishIntervalMs``; ``memory_leak`` grows real allocations every ``intervalMs``;
-``anomaly_injection`` is applied by whoever samples the metrics (``injector`` is exposed for
-that) while it runs. A scenario that fails is logged and marked stopped; it never stops the
-agent.
+``anomaly_injection`` switches the ``AnomalyInjection`` that the metrics sampler applies.
+A scenario that fails is logged and marked stopped; it never stops the agent.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from typing import Any, Final, Literal
 from iotistic_contracts.mqtt import SensorReading
 
 from .config import SimulationConfig
-from .injector import AnomalyInjector
+from .injector import AnomalyInjection
 from .memory_leak import MemoryLeak
 from .sensors import Bme688Simulator
 
@@ -39,15 +38,15 @@ class SimulationRunner:
         self,
         config: SimulationConfig,
         publish: Publish,
+        injection: AnomalyInjection | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._config = config
         self._publish = publish
         self._clock = clock
         self._tasks: dict[ScenarioName, asyncio.Task[None]] = {}
-        self._injecting = False
         self.sensors = Bme688Simulator(config.scenarios.sensor_data.pattern)
-        self.injector = AnomalyInjector(config.scenarios.anomaly_injection)
+        self.injection = injection or AnomalyInjection(config.scenarios.anomaly_injection, clock)
         self.leak = MemoryLeak(config.scenarios.memory_leak)
         self.published = 0
 
@@ -69,7 +68,7 @@ class SimulationRunner:
     def running(self, name: str) -> bool:
         scenario = self._check(name)
         if scenario == "anomaly_injection":
-            return self._injecting
+            return self.injection.running
         task = self._tasks.get(scenario)
         return task is not None and not task.done()
 
@@ -83,7 +82,7 @@ class SimulationRunner:
             return False
         log.warning("simulation scenario %s started: its data is simulated", scenario)
         if scenario == "anomaly_injection":
-            self._injecting = True
+            self.injection.running = True
             return True
         loop = self._sensor_loop if scenario == "sensor_data" else self._leak_loop
         self._tasks[scenario] = asyncio.get_running_loop().create_task(
@@ -96,7 +95,7 @@ class SimulationRunner:
         if not self.running(scenario):
             return False
         if scenario == "anomaly_injection":
-            self._injecting = False
+            self.injection.running = False
         else:
             task = self._tasks.pop(scenario)
             task.cancel()
@@ -110,12 +109,6 @@ class SimulationRunner:
     async def stop_all(self) -> None:
         for name in SCENARIOS:
             await self.stop(name)
-
-    def inject(self, metric: str, value: float, scale: float) -> float:
-        """For the metrics sampler: the value with an anomaly while injection runs."""
-        if not self._injecting:
-            return value
-        return self.injector.apply(metric, value, self._clock(), scale)
 
     def status(self) -> list[dict[str, Any]]:
         scenarios = self._config.scenarios
@@ -131,7 +124,7 @@ class SimulationRunner:
             if name == "sensor_data":
                 row["published"] = self.published
             elif name == "anomaly_injection":
-                row["injected"] = len(self.injector.injected)
+                row["injected"] = len(self.injection.injector.injected)
             else:
                 row["leakedMb"] = round(self.leak.leaked_mb, 1)
             rows.append(row)

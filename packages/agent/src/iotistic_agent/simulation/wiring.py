@@ -6,15 +6,17 @@ from collections.abc import Callable
 
 from iotistic_contracts.mqtt import SensorReading, sensor_topic
 
-from ..mqtt.service import MqttService
+from ..mqtt.link import MqttLink
 from .config import SimulationConfig
+from .injector import AnomalyInjection
 from .runner import SimulationRunner
 
 
 def simulation_runner(
     config: SimulationConfig,
-    mqtt: MqttService,
+    mqtt: MqttLink,
     local: Callable[[str, SensorReading], object],
+    injection: AnomalyInjection,
 ) -> SimulationRunner:
     async def publish(metric: str, reading: SensorReading) -> None:
         manager = mqtt.manager
@@ -25,4 +27,4 @@ def simulation_runner(
         topic = sensor_topic(manager.credentials.uuid, metric)
         await manager.publish(topic, reading.model_dump_json(), qos=0)
 
-    return SimulationRunner(config, publish)
+    return SimulationRunner(config, publish, injection)
