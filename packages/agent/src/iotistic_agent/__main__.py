@@ -1,5 +1,7 @@
-"""`python -m iotistic_agent`: how the agent re-executes itself on restart."""
+"""`python -m iotistic_agent`: what the agent re-executes on restart. Importing this module
+starts nothing."""
 
-from .agent import main
+from .command_line import main
 
-main()
+if __name__ == "__main__":
+    main()

@@ -322,6 +322,7 @@ def configure_logging(settings: AgentSettings) -> LoggingSetup:
 
 
 def main() -> None:
+    """Run the agent (``command_line.main`` has checked the arguments)."""
     try:
         settings = AgentSettings.from_env()
         simulation = simulation_config(os.environ)
@@ -346,6 +347,3 @@ def main() -> None:
         # Same process id, fresh interpreter: supervisors and tests see one long-lived agent.
         os.execv(sys.executable, [sys.executable, "-m", "iotistic_agent", *sys.argv[1:]])
 
-
-if __name__ == "__main__":
-    main()
