@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from iotistic_device_paths import LOCATION_VARIABLES
 from pydantic import ValidationError
 
 from .settings import AgentSettings
@@ -77,7 +78,11 @@ def _text(value: object) -> str:
 
 class RuntimeConfig:
     def __init__(self, environ: Mapping[str, str], store: ConfigStore) -> None:
-        self._environ = {k: v for k, v in environ.items() if k in AgentSettings.model_fields}
+        self._environ = {
+            k: v
+            for k, v in environ.items()
+            if k in AgentSettings.model_fields or k in LOCATION_VARIABLES
+        }
         self._store = store
         self._apply: Applier | None = None
         self.settings = self._effective()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from iotistic_device_paths import database_path
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from .anomaly.config import AnomalyConfig
@@ -20,7 +21,9 @@ from .anomaly.config import AnomalyConfig
 class AgentSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    DATABASE_PATH: Path = Field(default_factory=lambda: Path.cwd() / "data" / "device.sqlite")
+    # Default: /var/lib/iotistic as root, else the XDG data directory (iotistic_device_paths);
+    # never relative to the working directory, where a new folder would mean a new device.
+    DATABASE_PATH: Path = Field(default_factory=lambda: database_path(os.environ))
     DEVICE_API_HOST: str = "127.0.0.1"
     DEVICE_API_PORT: int = Field(default=48484, ge=0, le=65535)
     RECONCILIATION_INTERVAL_MS: int = Field(default=30000, ge=100, le=86_400_000)
@@ -137,7 +140,11 @@ class AgentSettings(BaseModel):
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AgentSettings:
         env = os.environ if environ is None else environ
-        return cls.model_validate({name: env[name] for name in cls.model_fields if name in env})
+        values: dict[str, object] = {name: env[name] for name in cls.model_fields if name in env}
+        # Found from the same environment (HOME, XDG_DATA_HOME), relative to the working
+        # directory only when DATABASE_PATH itself is relative: iotctl does the same.
+        values["DATABASE_PATH"] = database_path(env)
+        return cls.model_validate(values)
 
     @property
     def data_dir(self) -> Path:

@@ -1,8 +1,10 @@
 """Where the Device API is and which key opens it, from the same settings as the agent.
 
 URL: DEVICE_API_URL, else http://<DEVICE_API_HOST or 127.0.0.1>:<DEVICE_API_PORT or 48484>.
-Key: IOTCTL_API_KEY, else `device-api.key` in the folder of DATABASE_PATH
-(default ./data/device.sqlite), the file the agent writes on its first start.
+Key: IOTCTL_API_KEY, else `device-api.key` in the agent's data directory, found exactly as
+the agent finds it (iotistic_device_paths: the folder of DATABASE_PATH, by default
+/var/lib/iotistic as root, else $XDG_DATA_HOME/iotistic or ~/.local/share/iotistic), the file
+the agent writes on its first start.
 """
 
 from __future__ import annotations
@@ -10,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from iotistic_device_paths import api_key_path, data_dir
+
 from .errors import EXIT_USAGE, CliError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 48484
-DEFAULT_DATABASE_PATH = Path("data") / "device.sqlite"
-KEY_FILE_NAME = "device-api.key"
 # An agent bound to every interface is still reached on loopback.
 _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]", "*"})
 
@@ -40,11 +42,9 @@ def api_url(env: Mapping[str, str]) -> str:
 
 
 def key_file(env: Mapping[str, str], cwd: Path | None = None) -> Path:
-    """The agent resolves a relative DATABASE_PATH against its working directory; so do we."""
-    database = Path(env.get("DATABASE_PATH", "").strip() or DEFAULT_DATABASE_PATH).expanduser()
-    if not database.is_absolute():
-        database = (cwd or Path.cwd()) / database
-    return database.parent / KEY_FILE_NAME
+    """Where the agent with this environment keeps its key (a relative DATABASE_PATH is
+    taken from the working directory, as the agent does)."""
+    return api_key_path(data_dir(env, cwd=cwd))
 
 
 def key_unreadable(path: Path, reason: str) -> CliError:

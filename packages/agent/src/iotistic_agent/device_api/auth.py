@@ -8,10 +8,10 @@ import secrets
 from pathlib import Path
 
 from aiohttp import web
+from iotistic_device_paths import api_key_path
 
 from .errors import Handler, Middleware, error_response
 
-KEY_FILE_NAME = "device-api.key"
 # Liveness probes must work without credentials; they reveal nothing.
 PUBLIC_ROUTES = frozenset(
     {("GET", "/ping"), ("HEAD", "/ping"), ("GET", "/v1/healthy"), ("HEAD", "/v1/healthy")}
@@ -19,7 +19,7 @@ PUBLIC_ROUTES = frozenset(
 
 
 def key_path(data_dir: Path) -> Path:
-    return data_dir / KEY_FILE_NAME
+    return api_key_path(data_dir)  # iotctl finds it through the same function
 
 
 def load_or_create_key(data_dir: Path) -> str:
