@@ -304,7 +304,7 @@ def test_the_file_can_be_switched_off_and_on(make_setup: Any, tmp_path: Path) ->
 
 def test_the_ring_starts_with_the_previous_runs_tail(make_setup: Any, tmp_path: Path) -> None:
     path = log_file_path(tmp_path)
-    path.parent.mkdir(parents=True)
+    path.parent.mkdir(parents=True, mode=0o700)  # already private: no "tightened" record
     backup = [{"timestamp": "t", "level": "info", "component": "agent", "message": "old"}]
     path.with_name("agent.log.1").write_text("".join(json.dumps(e) + "\n" for e in backup))
     current = [

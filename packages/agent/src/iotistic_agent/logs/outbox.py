@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..private_files import PRIVATE_FILE_MODE, private_file
+
 # Disk the outbox may take: long lines (up to 16 KiB each) must not fill an SD card offline.
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -60,7 +62,9 @@ class LogOutbox:
     def __init__(self, path: Path, max_records: int, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600, exist_ok=True)
+        # Container output may hold anything: owner only (an older release's file too).
+        path.touch(mode=PRIVATE_FILE_MODE, exist_ok=True)
+        private_file(path)
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         # Pages freed by uploads go back to the file system (set before the tables exist).
         self._conn.execute("PRAGMA auto_vacuum=INCREMENTAL")

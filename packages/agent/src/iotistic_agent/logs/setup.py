@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import logging
 import sys
+from io import TextIOWrapper
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import IO, Protocol
 
+from ..private_files import open_private, private_dir, private_file
 from .files import log_file_path, read_tail
 from .formatting import JsonLinesFormatter, LogFormat, formatter_for, resolve_format
 from .redaction import RedactingFilter
@@ -30,6 +32,16 @@ _LEVELS = {
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
+
+
+class PrivateRotatingFileHandler(RotatingFileHandler):
+    """agent.log and its rotated files are created 0600: they may name anything the agent
+    saw. (``_open`` is the one place the standard handler creates its file, at start and
+    after every rotation.)"""
+
+    def _open(self) -> TextIOWrapper:
+        fd = open_private(Path(self.baseFilename))
+        return open(fd, "a", encoding=self.encoding, errors=self.errors)
 
 
 class LogSettings(Protocol):
@@ -118,8 +130,11 @@ class LoggingSetup:
             return
         if self.file is None:
             try:
-                self.file_path.parent.mkdir(parents=True, exist_ok=True)
-                handler = RotatingFileHandler(
+                private_dir(self.file_path.parent.parent)  # the data directory
+                private_dir(self.file_path.parent)
+                for older in self.file_path.parent.glob(self.file_path.name + ".*"):
+                    private_file(older)  # left 0644 by an older release
+                handler = PrivateRotatingFileHandler(
                     self.file_path, maxBytes=max_bytes, backupCount=count, encoding="utf-8"
                 )
             except OSError as exc:

@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
+from ..private_files import PRIVATE_FILE_MODE, private_dir
+
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
 
@@ -39,10 +41,11 @@ def transaction(conn: sqlite3.Connection) -> Iterator[None]:
 
 
 def open_database(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # The data directory: owner only, like everything in it (private_files).
+    private_dir(path.parent)
     # Credentials end up in here: owner only. SQLite gives -wal and -shm the same mode.
-    path.touch(mode=0o600, exist_ok=True)
-    path.chmod(0o600)
+    path.touch(mode=PRIVATE_FILE_MODE, exist_ok=True)
+    path.chmod(PRIVATE_FILE_MODE)
     # isolation_level=None: transactions are explicit, so each migration is one BEGIN..COMMIT.
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
