@@ -44,6 +44,51 @@ def test_a_failing_migration_leaves_the_database_untouched(
     assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'a'").fetchone() is None
 
 
+# A trigger's body and literals hold semicolons; so may comments. Splitting on every `;`
+# cut these apart (the migration failed, or worse, ran half a statement).
+TRICKY_MIGRATION = """
+-- a note; with a semicolon
+CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL, changes INTEGER DEFAULT 0);
+CREATE TABLE audit (note_id INTEGER, says TEXT);
+CREATE TRIGGER notes_audit AFTER UPDATE ON notes BEGIN
+    UPDATE notes SET changes = changes + 1 WHERE id = NEW.id;
+    INSERT INTO audit (note_id, says) VALUES (NEW.id, 'changed; twice -- not a comment');
+END;
+INSERT INTO notes (body) VALUES ('first; second'); /* a block comment; too */
+INSERT INTO notes (body) VALUES ('it''s; fine');
+"""
+
+
+def test_a_migration_with_a_trigger_and_semicolons_in_literals_applies_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = sqlite3.connect(tmp_path / "d.sqlite", isolation_level=None)
+    monkeypatch.setattr(
+        "iotistic_agent.store.db.migrations", lambda: [(1, "001_tricky.sql", TRICKY_MIGRATION)]
+    )
+    assert migrate(conn) == 1
+    rows = conn.execute("SELECT body FROM notes ORDER BY id").fetchall()
+    assert [r[0] for r in rows] == ["first; second", "it's; fine"]
+    conn.execute("UPDATE notes SET body = 'edited' WHERE id = 1")
+    assert conn.execute("SELECT changes FROM notes WHERE id = 1").fetchone()[0] == 1
+    audit = conn.execute("SELECT note_id, says FROM audit").fetchall()
+    assert audit == [(1, "changed; twice -- not a comment")]
+
+
+def test_a_trigger_cut_short_fails_the_migration_and_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = sqlite3.connect(tmp_path / "d.sqlite", isolation_level=None)
+    unfinished = "CREATE TABLE t (x); CREATE TRIGGER t_ai AFTER INSERT ON t BEGIN SELECT 1;"
+    monkeypatch.setattr(
+        "iotistic_agent.store.db.migrations", lambda: [(1, "001_cut.sql", unfinished)]
+    )
+    with pytest.raises(RuntimeError, match=r"001_cut\.sql"):
+        migrate(conn)
+    assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 0
+
+
 def test_device_identity_is_created_once(tmp_path: Path) -> None:
     path = tmp_path / "d.sqlite"
     first = DeviceStore(open_database(path)).ensure_identity()

@@ -65,7 +65,7 @@ def migrate(conn: sqlite3.Connection) -> int:
             continue
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in _statements(sql):
+            for statement in statements(sql):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {number}")
             conn.execute("COMMIT")
@@ -76,7 +76,23 @@ def migrate(conn: sqlite3.Connection) -> int:
     return int(current)
 
 
-def _statements(sql: str) -> list[str]:
-    # executescript() would commit implicitly; split instead so the migration stays atomic.
-    body = "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
-    return [s.strip() for s in body.split(";") if s.strip()]
+def statements(sql: str) -> list[str]:
+    """The statements of a migration, split where SQLite itself sees one end
+    (``sqlite3.complete_statement``), so a ``;`` inside a literal, a comment or a trigger's
+    body does not cut it. executescript() would do the splitting but commits first, and a
+    migration must stay one transaction. A trailing incomplete statement is kept, for SQLite
+    to refuse with its own message."""
+    found: list[str] = []
+    start = 0
+    for end, char in enumerate(sql):
+        if char == ";" and sqlite3.complete_statement(sql[start : end + 1]):
+            found.append(sql[start : end + 1].strip())
+            start = end + 1
+    rest = sql[start:].strip()
+    if rest and not _only_comments(rest):
+        found.append(rest)
+    return found
+
+
+def _only_comments(sql: str) -> bool:
+    return all(not line.strip() or line.strip().startswith("--") for line in sql.splitlines())
