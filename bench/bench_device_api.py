@@ -139,8 +139,12 @@ def report(results: list[Result], rss: tuple[float, float, float]) -> None:
             f"{r.quantile_ms(0.99):>8.2f} {r.rps:>8.0f} {r.p50_ms / base.p50_ms:>10.2f}x "
             f"{r.rps / base.rps:>12.2f}x"
         )
+    print(rss_line(rss))
+
+
+def rss_line(rss: tuple[float, float, float]) -> str:
     before, after, peak = rss
-    print(
+    return (
         f"agent RSS before the load: {before:.1f} MB; after: {after:.1f} MB "
         f"(+{after - before:.1f} MB); peak (VmHWM): {peak:.1f} MB"
     )

@@ -21,8 +21,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from iotistic_agent.device_api import log_routes
-from iotistic_agent.device_api.context import CONTEXT_KEY
 from iotistic_agent.device_api.errors import json_errors
+from iotistic_agent.device_api.shared import attach
 from iotistic_agent.engine.docker import DockerEngine
 from iotistic_agent.engine.protocol import (
     ContainerLogLine,
@@ -220,7 +220,7 @@ async def test_the_route_follows_a_service_container_until_the_client_leaves(
         ctx.targets.save(parse_target_state(json.dumps(target)), source="local")
         assert (await ctx.reconciler.reconcile()).settled
         app = web.Application(middlewares=[json_errors])
-        app[CONTEXT_KEY] = ctx
+        attach(app, ctx)
         app.add_routes(log_routes.routes)
         async with TestClient(TestServer(app)) as client:
             resp = await client.get("/v1/services/web/logs?follow=true&tail=100")

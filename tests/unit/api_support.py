@@ -18,6 +18,16 @@ from iotistic_agent.store.target_store import TargetStore
 KEY = "k" * 43
 
 
+class FakeClock:
+    """A monotonic clock the test moves by hand (`clock.now += 1`)."""
+
+    def __init__(self, now: float = 100.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def api_context(tmp_path: Path, engine: MemoryEngine) -> ApiContext:
     db = tmp_path / "d.sqlite"
     conn = open_database(db)

@@ -17,8 +17,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from api_support import api_context
 from iotistic_agent.device_api import log_routes
-from iotistic_agent.device_api.context import CONTEXT_KEY, ApiContext
+from iotistic_agent.device_api.context import ApiContext
 from iotistic_agent.device_api.errors import json_errors
+from iotistic_agent.device_api.shared import attach
 from iotistic_agent.engine.memory import MemoryEngine
 from iotistic_agent.engine.protocol import (
     ContainerLogLine,
@@ -50,6 +51,9 @@ class LiveEngine(MemoryEngine):
     down: bool = False
     opened: int = 0
     closed: int = 0
+
+    async def ping(self) -> bool:
+        return not self.down
 
     async def snapshot(self) -> EngineSnapshot:
         if self.down:
@@ -89,7 +93,8 @@ def target() -> dict[str, Any]:
 def logs_app(ctx: ApiContext) -> web.Application:
     # What create_app will do once the routes are registered there (plus the API key).
     app = web.Application(middlewares=[json_errors])
-    app[CONTEXT_KEY] = ctx
+    # No shared snapshot: the tests switch the engine off and expect the next answer to say so.
+    attach(app, ctx, snapshot_max_age_s=0)
     app.add_routes(log_routes.routes)
     return app
 

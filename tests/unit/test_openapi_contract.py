@@ -233,6 +233,9 @@ class SwitchableEngine(MemoryEngine):
 
     reachable: bool = True
 
+    async def ping(self) -> bool:
+        return self.reachable
+
     async def snapshot(self) -> EngineSnapshot:
         if not self.reachable:
             raise EngineUnavailable("Cannot connect to the Docker daemon")
@@ -282,7 +285,9 @@ class Api:
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
     engine = SwitchableEngine(registry={IMAGE, UNSTARTABLE}, unstartable={UNSTARTABLE})
     context = api_context(tmp_path, engine)
-    async with TestServer(create_app(context, api_key=KEY), host="127.0.0.1") as server:
+    # No shared snapshot: these tests switch the engine off and expect the next answer to say so.
+    app = create_app(context, api_key=KEY, snapshot_max_age_s=0)
+    async with TestServer(app, host="127.0.0.1") as server:
         headers = {"Authorization": f"Bearer {KEY}"}
         base = str(server.make_url(""))
         async with httpx.AsyncClient(base_url=base, headers=headers, timeout=10) as client:

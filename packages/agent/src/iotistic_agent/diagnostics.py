@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
 
-from .engine.protocol import Engine, EngineError
+from .device_api.health import Health
+from .engine.protocol import EngineError
+from .orchestrator.model import EngineSnapshot
 from .settings import AgentSettings
 
 # Below this much free space on the data partition, updates and logs start failing.
@@ -22,22 +24,30 @@ def _check(name: str, status: str, message: str) -> dict[str, Any]:
     return {"name": name, "status": status, "message": message}
 
 
-def _database(conn: sqlite3.Connection) -> dict[str, Any]:
+async def _database(conn: sqlite3.Connection, health: Health) -> dict[str, Any]:
     try:
         result = conn.execute("PRAGMA quick_check").fetchone()[0]
     except sqlite3.Error as exc:
         return _check("database", "fail", f"quick_check failed: {exc}")
     if result != "ok":
         return _check("database", "fail", f"quick_check: {result}")
-    return _check("database", "ok", "integrity ok (PRAGMA quick_check)")
+    writable = await health.database()
+    if not writable.ok:
+        return _check("database", "fail", writable.message)
+    return _check("database", "ok", "integrity ok (PRAGMA quick_check), takes writes")
 
 
-async def _engine(engine: Engine) -> dict[str, Any]:
+async def _engine(
+    health: Health, snapshot: Callable[[], Awaitable[EngineSnapshot]]
+) -> dict[str, Any]:
+    answer = await health.engine()
+    if not answer.ok:
+        return _check("docker", "fail", answer.message)
     try:
-        snapshot = await engine.snapshot()
+        containers = len((await snapshot()).containers)
     except EngineError as exc:
         return _check("docker", "fail", f"engine unavailable: {exc}")
-    return _check("docker", "ok", f"engine answers; {len(snapshot.containers)} managed containers")
+    return _check("docker", "ok", f"engine answers; {containers} managed containers")
 
 
 def _disk(settings: AgentSettings) -> dict[str, Any]:
@@ -81,14 +91,19 @@ def _mqtt(status: Mapping[str, Any] | None) -> dict[str, Any]:
 
 async def run_diagnostics(
     conn: sqlite3.Connection,
-    engine: Engine,
+    health: Health,
+    snapshot: Callable[[], Awaitable[EngineSnapshot]],
     settings: AgentSettings,
     mqtt_status: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    engine_check, cloud_check = await asyncio.gather(_engine(engine), _cloud(settings))
+    """`health` answers for the engine and the database's writes (shared with /v1/healthy);
+    `snapshot` is the Device API's shared view of the engine."""
+    database_check, engine_check, cloud_check = await asyncio.gather(
+        _database(conn, health), _engine(health, snapshot), _cloud(settings)
+    )
     return [
         _check("device-api", "ok", "answering"),
-        _database(conn),
+        database_check,
         engine_check,
         _disk(settings),
         cloud_check,

@@ -19,18 +19,23 @@ from . import (
     system_routes,
 )
 from .auth import auth_middleware
-from .context import CONTEXT_KEY, ApiContext
+from .context import ApiContext
+from .engine_view import DEFAULT_MAX_AGE_S
 from .errors import json_errors
+from .shared import attach
 
 MAX_BODY_BYTES = 1024 * 1024
 
 
-def create_app(context: ApiContext, api_key: str) -> web.Application:
+def create_app(
+    context: ApiContext, api_key: str, *, snapshot_max_age_s: float = DEFAULT_MAX_AGE_S
+) -> web.Application:
+    """`snapshot_max_age_s`: how old the engine state routes show may be (see engine_view)."""
     # Errors first, so that even a refused request gets the JSON error shape.
     app = web.Application(
         middlewares=[json_errors, auth_middleware(api_key)], client_max_size=MAX_BODY_BYTES
     )
-    app[CONTEXT_KEY] = context
+    attach(app, context, snapshot_max_age_s)
     modules = (
         state_routes,
         app_routes,

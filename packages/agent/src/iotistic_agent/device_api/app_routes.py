@@ -7,6 +7,7 @@ from aiohttp import web
 from .context import ApiContext, api_context
 from .errors import ApiError
 from .params import app_from_path, app_id_field, json_object, string_field
+from .shared import shared
 from .views import app_info
 
 routes = web.RouteTableDef()
@@ -18,7 +19,7 @@ OK = {"status": "success"}
 async def get_app(request: web.Request) -> web.Response:
     ctx = api_context(request)
     app = app_from_path(request, ctx)
-    return web.json_response(app_info(ctx, app, await ctx.engine.snapshot()))
+    return web.json_response(app_info(ctx, app, await shared(request).snapshot()))
 
 
 @routes.post("/v1/apps/{appId}/stop")

@@ -75,7 +75,7 @@ async def service_logs(request: web.Request) -> web.StreamResponse:
     tail = count_param(request, "tail")
     follow = bool_param(request, "follow")
     try:
-        service = await resolve_ref(ctx, request.match_info["ref"])
+        service = await resolve_ref(request, request.match_info["ref"])
     except EngineError as exc:
         raise _engine_api_error(exc) from exc
     name = f"{service.app_id}/{service.service_name}"

@@ -19,6 +19,7 @@ from .context import ApiContext, api_context
 
 routes = web.RouteTableDef()
 
+
 def _collect(ctx: ApiContext) -> tuple[SystemMetrics, MetricsCollector]:
     settings = ctx.config.settings
     collector = collector_for(settings.data_dir)

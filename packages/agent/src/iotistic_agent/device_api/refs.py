@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aiohttp import web
+
 from ..orchestrator.model import AppSpec, ContainerInfo, EngineSnapshot, ServiceSpec
 from ..orchestrator.status import current_container
-from .context import ApiContext
+from .context import api_context
 from .errors import ApiError
 from .params import is_app_id
+from .shared import shared
 
 
 @dataclass(frozen=True)
@@ -36,10 +39,10 @@ def short_ref(spec: ServiceSpec) -> str:
     return f"{spec.service_name}-{spec.service_id}"
 
 
-async def resolve_ref(ctx: ApiContext, ref: str) -> ServiceRef:
+async def resolve_ref(request: web.Request, ref: str) -> ServiceRef:
     """Find one service; 404 when nothing matches, 409 when a bare name is ambiguous."""
-    snapshot = await ctx.engine.snapshot()
-    target = ctx.targets.current_target()
+    snapshot = await shared(request).snapshot()
+    target = api_context(request).targets.current_target()
     services = [(app, spec) for app in target.values() for spec in app.services]
     matches = _match(ref, services, snapshot)
     if not matches:

@@ -8,6 +8,7 @@ from .context import api_context
 from .errors import ApiError
 from .params import parse_app_id
 from .refs import resolve_ref
+from .shared import shared
 from .views import service_info
 
 routes = web.RouteTableDef()
@@ -21,7 +22,7 @@ async def list_services(request: web.Request) -> web.Response:
     target = ctx.targets.current_target()
     if wanted is not None and wanted not in target:
         raise ApiError(404, "not_found", f"no app {wanted} in the target state")
-    snapshot = await ctx.engine.snapshot()
+    snapshot = await shared(request).snapshot()
     services = [
         service_info(ctx, app, spec, snapshot)
         for app in sorted(target.values(), key=lambda a: a.app_id)
@@ -34,14 +35,14 @@ async def list_services(request: web.Request) -> web.Response:
 @routes.get("/v1/services/{ref}")
 async def get_service(request: web.Request) -> web.Response:
     ctx = api_context(request)
-    found = await resolve_ref(ctx, request.match_info["ref"])
+    found = await resolve_ref(request, request.match_info["ref"])
     return web.json_response(service_info(ctx, found.app, found.spec, found.snapshot))
 
 
 @routes.post("/v1/services/{ref}/{action:stop|start|restart}")
 async def act_on_service(request: web.Request) -> web.Response:
     ctx = api_context(request)
-    found = await resolve_ref(ctx, request.match_info["ref"])
+    found = await resolve_ref(request, request.match_info["ref"])
     action = request.match_info["action"]
     key = found.spec.key
     if action == "stop":

@@ -12,6 +12,7 @@ from .. import __version__
 from ..orchestrator.status import applications_state
 from .context import api_context
 from .errors import ApiError
+from .shared import shared
 
 routes = web.RouteTableDef()
 
@@ -23,10 +24,11 @@ async def ping(request: web.Request) -> web.Response:
 
 @routes.get("/v1/healthy")
 async def healthy(request: web.Request) -> web.Response:
-    ctx = api_context(request)
-    problem = ctx.reconciler.engine_error
-    if problem is not None:
-        raise ApiError(503, "engine_unavailable", f"container engine unavailable: {problem}")
+    checks = await shared(request).health.checks()
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        message = "; ".join(c.message for c in failed)
+        raise ApiError(503, failed[0].error, message, checks=[c.as_json() for c in checks])
     return web.Response(text="OK")
 
 

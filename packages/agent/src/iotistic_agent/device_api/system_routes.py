@@ -12,16 +12,17 @@ from ..diagnostics import run_diagnostics
 from ..engine.protocol import EngineUnavailable
 from ..orchestrator.model import EngineSnapshot
 from ..orchestrator.status import applications_state, is_settled
-from ..telemetry.shared import metrics_summary
 from .context import ApiContext, api_context
 from .errors import ApiError
 from .params import json_object
+from .shared import shared
 
 routes = web.RouteTableDef()
 
-async def _snapshot_or_none(ctx: ApiContext) -> EngineSnapshot | None:
+
+async def _snapshot_or_none(request: web.Request) -> EngineSnapshot | None:
     try:
-        return await ctx.engine.snapshot()
+        return await shared(request).snapshot()
     except EngineUnavailable:
         return None
 
@@ -38,7 +39,7 @@ def _services(ctx: ApiContext, snapshot: EngineSnapshot | None) -> list[dict[str
 async def device(request: web.Request) -> web.Response:
     ctx = api_context(request)
     identity = ctx.devices.identity()
-    snapshot = await _snapshot_or_none(ctx)
+    snapshot = await _snapshot_or_none(request)
     services = _services(ctx, snapshot)
     failed = {"ImagePullBackOff", "ErrImagePull", "StartFailure", "CrashLoopBackOff"}
     endpoint = ctx.config.settings.CLOUD_API_ENDPOINT
@@ -57,7 +58,7 @@ async def device(request: web.Request) -> web.Response:
         "logShipping": (
             ctx.log_shipping.status() if ctx.log_shipping is not None else {"state": "stopped"}
         ),
-        "engine": {"reachable": snapshot is not None},
+        "engine": {"reachable": (await shared(request).health.engine()).ok},
         "targetVersion": ctx.targets.stored.version,
         "apps": {
             "configured": len(ctx.targets.current_target()),
@@ -65,7 +66,7 @@ async def device(request: web.Request) -> web.Response:
             "running": sum(1 for s in services if s["status"] == "Running"),
             "failed": sum(1 for s in services if s["status"] in failed),
         },
-        "metrics": await asyncio.to_thread(metrics_summary, ctx.config.settings.data_dir),
+        "metrics": await shared(request).metrics.get(),
     }
     return web.json_response(body)
 
@@ -79,7 +80,7 @@ async def device_name(request: web.Request) -> web.Response:
 @routes.get("/v2/state/status")
 async def state_status(request: web.Request) -> web.Response:
     ctx = api_context(request)
-    services = _services(ctx, await ctx.engine.snapshot())
+    services = _services(ctx, await shared(request).snapshot())
     fields = ("appId", "serviceName", "status", "containerId", "image")
     containers = [{f: s[f] for f in fields} for s in services]
     settled = all(is_settled(s) for s in services)
@@ -96,7 +97,8 @@ async def state_status(request: web.Request) -> web.Response:
 async def container_id(request: web.Request) -> web.Response:
     ctx = api_context(request)
     pairs = [
-        (s["serviceName"], s["containerId"]) for s in _services(ctx, await ctx.engine.snapshot())
+        (s["serviceName"], s["containerId"])
+        for s in _services(ctx, await shared(request).snapshot())
     ]
     wanted = request.query.get("serviceName") or request.query.get("service")
     if wanted is None:
@@ -113,7 +115,10 @@ async def container_id(request: web.Request) -> web.Response:
 async def diagnostics(request: web.Request) -> web.Response:
     ctx = api_context(request)
     mqtt = ctx.mqtt.status() if ctx.mqtt is not None else None
-    checks = await run_diagnostics(ctx.database, ctx.engine, ctx.config.settings, mqtt)
+    views = shared(request)
+    checks = await run_diagnostics(
+        ctx.database, views.health, views.snapshot, ctx.config.settings, mqtt
+    )
     ok = all(c["status"] != "fail" for c in checks)
     return web.json_response({"ok": ok, "checks": checks})
 

@@ -24,6 +24,9 @@ class MemoryEngine:
     clock: float = 0.0
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
+    async def ping(self) -> bool:
+        return True
+
     async def snapshot(self) -> EngineSnapshot:
         return EngineSnapshot(
             containers=tuple(self.containers.values()),

@@ -40,6 +40,10 @@ class ContainerLogLine:
 
 
 class Engine(Protocol):
+    async def ping(self) -> bool:
+        """True when the engine answers; never raises (a cheap liveness check)."""
+        ...
+
     async def snapshot(self) -> EngineSnapshot: ...
 
     async def pull_image(self, image: str) -> None: ...

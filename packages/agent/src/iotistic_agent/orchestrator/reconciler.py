@@ -91,6 +91,8 @@ class Reconciler:
         self._restart_counts: dict[str, int] = {}
         self._exit_codes: dict[str, int] = {}
         self.last_snapshot: EngineSnapshot | None = None
+        # When it was asked for (time.monotonic): readers that accept a recent view use it.
+        self.last_snapshot_at: float | None = None
         # Reads a container's last log lines before it is removed (while log shipping runs).
         self.before_remove = before_remove
         self.engine_error: str | None = None
@@ -150,8 +152,9 @@ class Reconciler:
     async def _reconcile(self) -> PassOutcome:
         for batch in range(1, MAX_BATCHES_PER_PASS + 1):
             target = self._targets.current_target()
+            asked_at = time.monotonic()
             snapshot = await self._engine.snapshot()
-            self.last_snapshot = snapshot
+            self.last_snapshot, self.last_snapshot_at = snapshot, asked_at
             self._observe(snapshot, target)
             ctx = PlanContext(
                 now=self._clock(), failures=self._failures, locks=frozenset(self._locks)
