@@ -43,12 +43,17 @@ async def converge(
         if not steps:
             return batches
         batches.append(steps)
-        for step in steps:
-            if isinstance(step, TakeLock):
-                locks.add(step.app_id)
-            elif isinstance(step, ReleaseLock):
-                locks.discard(step.app_id)
-            elif not isinstance(step, Noop):
-                await apply_step(engine, step)
-        engine.clock += 1.0
+        await apply_batch(engine, steps, locks)
     raise AssertionError(f"no convergence within {max_passes} passes; last batch: {batches[-1]}")
+
+
+async def apply_batch(engine: MemoryEngine, steps: list[Step], locks: set[int]) -> None:
+    """Apply one planned batch in order (locks kept in `locks`), then let a second pass."""
+    for step in steps:
+        if isinstance(step, TakeLock):
+            locks.add(step.app_id)
+        elif isinstance(step, ReleaseLock):
+            locks.discard(step.app_id)
+        elif not isinstance(step, Noop):
+            await apply_step(engine, step)
+    engine.clock += 1.0

@@ -23,6 +23,7 @@ from iotistic_agent.orchestrator.model import (
     LABEL_APP_ID,
     LABEL_APP_NAME,
     LABEL_CONFIG_HASH,
+    LABEL_DEPENDS_ON,
     LABEL_MANAGED,
     LABEL_SERVICE_ID,
     LABEL_SERVICE_NAME,
@@ -195,6 +196,16 @@ def test_every_service_field_is_mapped() -> None:
     assert host["MemorySwap"] == -1
 
 
+def test_depends_on_is_labelled_so_a_removed_service_still_stops_in_order() -> None:
+    assert body(depends_on=("cache", "db"))["Labels"][LABEL_DEPENDS_ON] == "cache,db"
+    user_label = body(labels=((LABEL_DEPENDS_ON, "forged"),))["Labels"]
+    assert LABEL_DEPENDS_ON not in user_label, "only the agent writes its own labels"
+
+
+def test_a_grace_period_of_zero_is_kept() -> None:
+    assert body(stop_grace_s=0.0)["StopTimeout"] == 0
+
+
 def test_empty_entrypoint_clears_the_image_entrypoint() -> None:
     assert body(entrypoint=())["Entrypoint"] == []
 
@@ -359,6 +370,27 @@ def test_container_info_reads_state_labels_and_limits() -> None:
         None,
     )
     assert info.started_at - info.created_at == pytest.approx(0.5)
+
+
+def test_container_info_reads_back_the_grace_period_and_dependencies_set_at_create() -> None:
+    data = inspect_data()
+    data["Config"]["StopTimeout"] = 3
+    data["Config"]["Labels"][LABEL_DEPENDS_ON] = "cache,db"
+    info = container_info(data)
+    assert info is not None
+    assert (info.stop_grace_s, info.depends_on) == (3.0, ("cache", "db"))
+
+
+@pytest.mark.parametrize("stop_timeout", [None, "x", -1])
+def test_container_info_without_a_readable_stop_timeout_has_the_engine_default(
+    stop_timeout: object,
+) -> None:
+    data = inspect_data()
+    if stop_timeout is not None:
+        data["Config"]["StopTimeout"] = stop_timeout
+    info = container_info(data)
+    assert info is not None
+    assert (info.stop_grace_s, info.depends_on) == (10.0, ())
 
 
 def test_container_info_of_a_never_started_container_has_zero_start_time() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import replace
 
@@ -209,3 +210,45 @@ async def test_a_container_is_stopped_then_handed_to_before_remove_then_removed(
         entry for entry in engine.log if entry.split()[0] in ("stop", "before_remove", "remove")
     ]
     assert order[-3:] == ["stop web " + GOOD, "before_remove", "remove web " + GOOD]
+
+
+class BarrierStops(MemoryEngine):
+    """Each stop waits until `parties` stops are under way: it only returns when they run
+    concurrently (sequential stops would wait forever, and the test's timeout fails)."""
+
+    def __init__(self, parties: int, **fields: object) -> None:
+        super().__init__(**fields)  # type: ignore[arg-type]
+        self.barrier = asyncio.Barrier(parties)
+        self.timeouts: list[float] = []
+
+    async def stop_container(self, container_id: str, timeout_s: float) -> None:
+        if self.containers[container_id].status == "running":
+            self.timeouts.append(timeout_s)
+            await self.barrier.wait()
+        await super().stop_container(container_id, timeout_s)
+
+
+def three_independent(image: str, grace: float = 3.0) -> dict[int, AppSpec]:
+    return {1: app(1, *(service(1, name, image, stop_grace_s=grace) for name in ("a", "b", "c")))}
+
+
+async def test_the_kills_of_a_removed_app_run_concurrently_with_their_grace_period() -> None:
+    engine = BarrierStops(3, registry={GOOD})
+    _, _, targets, _, rec = make(three_independent(GOOD), engine)
+    await rec.reconcile()
+    targets.target = {}
+    async with asyncio.timeout(5):
+        assert (await rec.reconcile()).settled
+    assert engine.containers == {}
+    assert engine.timeouts == [3.0, 3.0, 3.0]
+
+
+async def test_an_update_of_several_services_stops_the_old_containers_concurrently() -> None:
+    engine = BarrierStops(3, registry={GOOD, OTHER})
+    _, _, targets, _, rec = make(three_independent(GOOD), engine)
+    await rec.reconcile()
+    targets.target = three_independent(OTHER)
+    async with asyncio.timeout(5):
+        assert (await rec.reconcile()).settled
+    assert {c.image for c in engine.containers.values()} == {OTHER}
+    assert running(engine) == {"a", "b", "c"}

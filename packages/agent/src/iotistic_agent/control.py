@@ -48,7 +48,7 @@ class Control:
             spec = self._spec(key)
             for c in snapshot.containers_of(key):
                 if c.status in ("running", "paused", "restarting"):
-                    await self._engine.stop_container(c.id, 10)
+                    await self._engine.stop_container(c.id, c.stop_grace_s)
                 if spec is not None and c.config_hash == spec.config_hash:
                     # A container that will not start again is the service's StartFailure,
                     # which the next pass records with its backoff; not the caller's error.
@@ -77,7 +77,7 @@ class Control:
         snapshot = await self._engine.snapshot()
         for c in snapshot.containers:
             if c.app_id == app_id:
-                await self._engine.stop_container(c.id, 10)
+                await self._engine.stop_container(c.id, c.stop_grace_s)
                 if self._before_remove is not None:
                     await self._before_remove(c.id)
                 await self._engine.remove_container(c.id)

@@ -375,12 +375,13 @@ class DockerEngine:
 
     async def stop_container(self, container_id: str, timeout_s: float) -> None:
         # A paused container is stopped too: the daemon unfreezes it to deliver the signal.
+        # The request waits as long as the grace period takes (aiodocker: no read timeout).
         async with self._errors(f"stopping container {container_id[:12]}"):
             try:
                 await (
                     self._docker()
                     .containers.container(container_id)
-                    .stop(t=max(1, math.ceil(timeout_s)))
+                    .stop(t=max(0, math.ceil(timeout_s)))
                 )
             except DockerError as err:
                 if not _is_not_found(err):  # already stopped is a 304, not an error

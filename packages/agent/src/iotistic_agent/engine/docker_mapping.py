@@ -12,9 +12,11 @@ from datetime import datetime
 from typing import Any, cast, get_args
 
 from ..orchestrator.model import (
+    DEFAULT_STOP_GRACE_S,
     LABEL_APP_ID,
     LABEL_APP_NAME,
     LABEL_CONFIG_HASH,
+    LABEL_DEPENDS_ON,
     LABEL_MANAGED,
     LABEL_SERVICE_ID,
     LABEL_SERVICE_NAME,
@@ -45,6 +47,10 @@ def container_labels(spec: ServiceSpec) -> dict[str, str]:
             LABEL_CONFIG_HASH: spec.config_hash,
         }
     )
+    if spec.depends_on:
+        labels[LABEL_DEPENDS_ON] = ",".join(spec.depends_on)
+    else:
+        labels.pop(LABEL_DEPENDS_ON, None)
     return labels
 
 
@@ -318,7 +324,18 @@ def container_info(inspect: Mapping[str, Any]) -> ContainerInfo | None:
         memory_reservation_bytes=_positive(host.get("MemoryReservation")),
         health=health,
         networks=tuple(sorted((inspect.get("NetworkSettings") or {}).get("Networks") or {})),
+        stop_grace_s=_stop_grace(config.get("StopTimeout")),
+        depends_on=tuple(n for n in labels.get(LABEL_DEPENDS_ON, "").split(",") if n),
     )
+
+
+def _stop_grace(value: Any) -> float:
+    """Config.StopTimeout (set from stop_grace_period at create); absent or unreadable means
+    the engine's default."""
+    try:
+        return float(value) if value is not None and int(value) >= 0 else DEFAULT_STOP_GRACE_S
+    except (TypeError, ValueError):
+        return DEFAULT_STOP_GRACE_S
 
 
 def image_names(images: Iterable[Mapping[str, Any]]) -> frozenset[str]:

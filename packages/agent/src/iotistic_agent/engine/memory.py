@@ -85,6 +85,8 @@ class MemoryEngine:
                 memory_bytes=spec.memory_bytes,
                 memory_reservation_bytes=spec.memory_reservation_bytes,
                 networks=spec.network_names,
+                stop_grace_s=spec.stop_grace_s,
+                depends_on=spec.depends_on,
             )
             self.log.append(f"create {spec.service_name} {spec.image}")
         self.containers[existing.id] = existing

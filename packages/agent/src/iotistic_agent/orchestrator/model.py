@@ -22,6 +22,10 @@ LABEL_SERVICE_NAME = "io.iotistic.service-name"
 LABEL_CONFIG_HASH = "io.iotistic.config-hash"
 LABEL_STRATEGY = "io.iotistic.update-strategy"
 LABEL_HANDOVER_TIMEOUT = "io.iotistic.handover-timeout"
+# The services a container's service depended on when it was created (comma-separated): a
+# container whose service has left the target still stops before its dependencies.
+LABEL_DEPENDS_ON = "io.iotistic.depends-on"
+DEFAULT_STOP_GRACE_S = 10.0  # Docker's own default when a container has no StopTimeout
 
 ServiceState = Literal["running", "stopped", "paused"]
 UpdateStrategy = Literal[
@@ -87,7 +91,7 @@ class ServiceSpec:
     healthcheck: Healthcheck | None = None
     hostname: str | None = None
     stop_signal: str | None = None
-    stop_grace_s: float = 10.0
+    stop_grace_s: float = DEFAULT_STOP_GRACE_S
     depends_on: tuple[str, ...] = ()
     # Mutable in place (docker update): never a reason to recreate.
     restart: str = "always"
@@ -185,6 +189,10 @@ class ContainerInfo:
     memory_reservation_bytes: int | None = None
     health: str | None = None  # "starting" | "healthy" | "unhealthy" | None
     networks: tuple[str, ...] = ()  # engine networks the container is attached to
+    # Read back from the container, not the target: a service that left the target still
+    # gets its own grace period and stop order.
+    stop_grace_s: float = DEFAULT_STOP_GRACE_S
+    depends_on: tuple[str, ...] = ()
 
     @property
     def key(self) -> ServiceKey:

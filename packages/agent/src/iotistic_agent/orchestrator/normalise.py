@@ -20,6 +20,7 @@ from iotistic_contracts import (
 )
 
 from .model import (
+    DEFAULT_STOP_GRACE_S,
     LABEL_HANDOVER_TIMEOUT,
     AppSpec,
     Healthcheck,
@@ -32,7 +33,6 @@ from .model import (
 DEFAULT_NETWORK = "default"
 DEFAULT_RESTART = "always"
 DEFAULT_HANDOVER_TIMEOUT_S = 60.0
-DEFAULT_STOP_GRACE_S = 10.0
 
 
 def normalise_target(target: TargetState) -> dict[int, AppSpec]:

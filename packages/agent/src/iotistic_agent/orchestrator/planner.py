@@ -43,6 +43,7 @@ from .steps import (
     Unpause,
     UpdateMetadata,
 )
+from .stop_order import order_stops
 
 # Steps that interrupt a running service: an app's update lock is taken before any of them.
 _DISRUPTIVE = (Kill, Stop)
@@ -56,7 +57,7 @@ def plan(current: EngineSnapshot, target: Mapping[int, AppSpec], ctx: PlanContex
     for app in sorted(target.values(), key=lambda a: a.app_id):
         steps += _plan_app(app, current, ctx, all_images)
     steps += _remove_unused_networks_and_volumes(current, target)
-    return steps
+    return order_stops(steps, current, target)
 
 
 def _remove_unwanted_containers(
@@ -66,7 +67,8 @@ def _remove_unwanted_containers(
     for c in current.containers:
         app = target.get(c.app_id)
         if app is None or app.service(c.service_name) is None:
-            steps.append(Kill(c.id, c.key))
+            # The target no longer says how long it may take: the container does.
+            steps.append(Kill(c.id, c.key, c.stop_grace_s))
     return steps
 
 
@@ -155,7 +157,7 @@ def _plan_service(ap: _AppPlan, spec: ServiceSpec, infra_ready: bool, release_re
     if len(matching) > 1:
         # Duplicates (e.g. a foreign copy): keep the best one, remove the rest.
         keep = _best(matching)
-        ap.steps += [Kill(c.id, c.key) for c in matching if c.id != keep.id]
+        ap.steps += [Kill(c.id, c.key, c.stop_grace_s) for c in matching if c.id != keep.id]
         matching = [keep]
 
     if matching:

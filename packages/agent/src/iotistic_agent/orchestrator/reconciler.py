@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
@@ -36,12 +36,26 @@ from .model import (
     changed_fields,
 )
 from .planner import plan
-from .steps import FetchImage, Kill, Noop, ReleaseLock, Start, Step, TakeLock
+from .steps import (
+    FetchImage,
+    Kill,
+    Noop,
+    ReleaseLock,
+    RemoveImage,
+    RemoveNetwork,
+    RemoveVolume,
+    Start,
+    Step,
+    TakeLock,
+)
 
 log = logging.getLogger("iotistic.reconciler")
 
 MAX_BATCHES_PER_PASS = 50
 MAX_CONCURRENT_STARTS = 4  # the engine serialises much of the work; more only queues there
+# Stops mostly wait out grace periods, so many run at once; the bound stays well under the
+# engine client's connection pool (aiohttp: 100), which log followers share.
+MAX_CONCURRENT_CHANGES = 32
 
 
 class TargetSource(Protocol):
@@ -177,23 +191,32 @@ class Reconciler:
         return min(times) if times else None
 
     async def _execute(self, steps: Sequence[Step]) -> bool:
-        """Run one batch: pulls concurrently, then removals and changes in order, then the
-        starts concurrently (the planner never starts a service in the batch that frees what
-        it needs, so running them last and together is safe). False when a step failed in a
-        way that is not recorded per service (the pass then ends early)."""
-        fetches = [s for s in steps if isinstance(s, FetchImage)]
-        starts = [s for s in steps if isinstance(s, Start)]
-        others = [s for s in steps if not isinstance(s, FetchImage | Start)]
-        ok = all(await asyncio.gather(*(self._run_step(s) for s in fetches)))
-        for step in others:
-            ok = await self._run_step(step) and ok
-        limit = asyncio.Semaphore(MAX_CONCURRENT_STARTS)
+        """Run one batch in four phases, each concurrent inside: pulls; changes to containers
+        (stops, kills, pauses, updates: a container's own steps stay in order) and network or
+        volume creation; removal of images, networks and volumes (after the kills that free
+        them); then the starts (the planner never starts a service in the batch that frees
+        what it needs). The planner already ordered what must wait (dependants stop first).
+        False when a step failed in a way that is not recorded per service (the pass then
+        ends early)."""
+        phases: list[list[Step]] = [[], [], [], []]
+        for step in steps:
+            phases[_phase(step)].append(step)
+        fetches, changes, removals, starts = phases
+        ok = await _all(self._run_step(s) for s in fetches)
+        changes_limit = asyncio.Semaphore(MAX_CONCURRENT_CHANGES)
+        ok = (
+            await _all(self._run_in_order(g, changes_limit) for g in _per_container(changes)) and ok
+        )
+        ok = await _all(self._run_step(s) for s in removals) and ok
+        starts_limit = asyncio.Semaphore(MAX_CONCURRENT_STARTS)
+        return await _all(self._run_in_order([s], starts_limit) for s in starts) and ok
 
-        async def bounded(step: Step) -> bool:
-            async with limit:
-                return await self._run_step(step)
-
-        return all(await asyncio.gather(*(bounded(s) for s in starts))) and ok
+    async def _run_in_order(self, steps: Sequence[Step], limit: asyncio.Semaphore) -> bool:
+        async with limit:
+            ok = True
+            for step in steps:
+                ok = await self._run_step(step) and ok
+            return ok
 
     async def _run_step(self, step: Step) -> bool:
         if isinstance(step, TakeLock):
@@ -339,6 +362,35 @@ class Reconciler:
             del self._restart_counts[cid]
         for cid in set(self._exit_codes) - live:
             del self._exit_codes[cid]
+
+
+def _phase(step: Step) -> int:
+    if isinstance(step, FetchImage):
+        return 0
+    if isinstance(step, RemoveImage | RemoveNetwork | RemoveVolume):
+        return 2
+    if isinstance(step, Start):
+        return 3
+    return 1
+
+
+def _per_container(steps: Sequence[Step]) -> list[list[Step]]:
+    """Steps grouped by the container they act on, in batch order; others alone."""
+    groups: dict[object, list[Step]] = {}
+    for index, step in enumerate(steps):
+        key = getattr(step, "container_id", index)
+        groups.setdefault(key, []).append(step)
+    return list(groups.values())
+
+
+async def _all(runs: Iterable[Awaitable[bool]]) -> bool:
+    """Await every run concurrently; each finishes before the first error is raised (no
+    step is left running behind the pass)."""
+    results = await asyncio.gather(*runs, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return all(results)
 
 
 def _describe(step: Step) -> str:
