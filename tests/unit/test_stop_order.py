@@ -149,3 +149,29 @@ def test_the_old_image_is_deleted_only_once_a_held_container_has_gone_too() -> N
         "remove db reg/img:v1",
         "rmi reg/img:v1",
     ]
+
+
+def test_a_hand_over_whose_new_container_was_paused_meanwhile_still_retires_the_old_one() -> None:
+    # The old container's kill waited for a dependant while the new one reached its target
+    # state, paused: it did run, so the old one goes now instead of waiting forever.
+    spec = service(1, "db", "reg/img:v2", strategy="hand-over", state="paused")
+    new = ContainerInfo("new", "n", 1, 0, "db", spec.image, spec.config_hash, "paused")
+    old = ContainerInfo("old", "o", 1, 0, "db", "reg/img:v1", "old-hash", "running")
+    steps = plan(
+        EngineSnapshot(containers=(new, old)),
+        {1: app(1, spec)},
+        PlanContext(1, locks=frozenset({1})),
+    )
+    assert set(kills(steps)) == {"old"}
+
+
+def test_a_hand_over_paused_while_removed_dependants_stop_one_by_one_converges() -> None:
+    async def scenario() -> None:
+        engine = MemoryEngine(registry={"reg/img:v1"})
+        chain = [service(1, "s0", strategy="hand-over")]
+        chain += [service(1, f"s{i}", depends_on=(f"s{i - 1}",)) for i in (1, 2, 3)]
+        await converge(engine, {1: app(1, *chain)})
+        changed = service(1, "s0", strategy="hand-over", state="paused", environment=(("A", "1"),))
+        await converge(engine, {1: app(1, changed)})
+
+    asyncio.run(scenario())

@@ -189,9 +189,15 @@ def _retire_stale_after_handover(
 ) -> list[Step]:
     if not stale:
         return []
-    if new.status != "running":
+    if new.status not in ("running", "paused"):
         return [Noop("hand-over: waiting for the new container to run", spec.key)]
-    ready = new.health in (None, "healthy") or now - new.started_at >= spec.handover_timeout_s
+    # A paused one ran before it was paused (the old container's kill may have waited on a
+    # dependant while the new one reached its target state).
+    ready = (
+        new.status == "paused"
+        or new.health in (None, "healthy")
+        or now - new.started_at >= spec.handover_timeout_s
+    )
     if not ready:
         return [Noop("hand-over: waiting for the new container to be healthy", spec.key)]
     return [Kill(c.id, c.key, spec.stop_grace_s) for c in stale]
