@@ -30,6 +30,21 @@ class Backoff:
             return raw
         return min(raw * (1 - self.jitter + 2 * self.jitter * rand()), self.max_s)
 
+    def delay_honouring(
+        self,
+        failures: int,
+        retry_after_s: float | None,
+        rand: Callable[[], float] = random.random,
+    ) -> float:
+        """``delay``, but never sooner than a server's Retry-After, spread upwards by the
+        jitter (a fleet told the same moment does not come back in step), and never beyond
+        max_s: the device's own bound wins over what a server asks (RFC 9110, 10.2.3)."""
+        own = self.delay(failures, rand)
+        if retry_after_s is None:
+            return own
+        asked = retry_after_s * (1 + self.jitter * rand())
+        return min(max(own, asked), self.max_s)
+
     def capped_delay(self, rand: Callable[[], float] = random.random) -> float:
         """The longest delay, spread below the cap: for a failure that repeating soon cannot
         fix (a refused provisioning key that only an admin can repair)."""

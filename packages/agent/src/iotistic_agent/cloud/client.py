@@ -36,7 +36,12 @@ class ReportPublisher(Protocol):
 
 
 class SyncFailure(Exception):
-    """The cloud could not be reached or did not do its part: count it, back off, retry."""
+    """The cloud could not be reached or did not do its part: count it, back off, retry
+    (not sooner than ``retry_after_s`` when the cloud said when)."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class Rejected(Exception):
@@ -143,5 +148,5 @@ def as_sync_error(exc: CloudError) -> Exception:
         return SyncFailure(exc.message)
     message = f"cloud answered {status}: {exc.message}"
     if status >= 500 or status in RETRIED_STATUSES or not exc.refused:
-        return SyncFailure(message)
+        return SyncFailure(message, exc.retry_after_s)
     return Rejected(message)

@@ -83,7 +83,7 @@ class TargetPoller:
             try:
                 fetched = await self._client.fetch_target(self._store.get(ETAG_KEY))
             except SyncFailure as exc:
-                self._failed(str(exc))
+                self._failed(str(exc), exc.retry_after_s)
                 return False
             except Rejected as exc:
                 # The cloud is there; its answer is unusable. Keep running the last target.
@@ -121,9 +121,9 @@ class TargetPoller:
         self.last_success_at = self._clock()
         self.polls += 1
 
-    def _failed(self, error: str) -> None:
+    def _failed(self, error: str, retry_after_s: float | None) -> None:
         self._monitor.record(False)
-        if self._gate.record_failure(error):
+        if self._gate.record_failure(error, retry_after_s):
             log.error("poll circuit breaker open after repeated failures, pausing polls: %s", error)
         else:
             log.warning("poll failed (%d in a row): %s", self._gate.errors, error)

@@ -145,7 +145,7 @@ class StateReporter:
         try:
             status = await self._client.send_report(body)
         except SyncFailure as exc:
-            self._failed(str(exc))
+            self._failed(str(exc), exc.retry_after_s)
             return False
         except Rejected as exc:
             log.error("cloud rejected report %d, dropping it: %s", sequence, exc)
@@ -163,9 +163,9 @@ class StateReporter:
         self.sent += 1
         log.debug("report %d %s", sequence, status)
 
-    def _failed(self, error: str) -> None:
+    def _failed(self, error: str, retry_after_s: float | None) -> None:
         self._monitor.record(False)
-        if self._gate.record_failure(error):
+        if self._gate.record_failure(error, retry_after_s):
             log.error("report circuit breaker open after repeated failures: %s", error)
         else:
             log.warning(

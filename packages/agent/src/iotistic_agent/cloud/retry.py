@@ -64,13 +64,14 @@ class RetryGate:
         self.circuit_open_until = None
         self.last_error = None
 
-    def record_failure(self, error: str) -> bool:
-        """Count a failure and schedule the next attempt; True when the circuit just opened."""
+    def record_failure(self, error: str, retry_after_s: float | None = None) -> bool:
+        """Count a failure and schedule the next attempt (not before the cloud's Retry-After,
+        at most the policy's maximum); True when the circuit just opened."""
         now = self._clock()
         self.errors = min(self.errors + 1, MAX_ERROR_COUNT)
         self.consecutive_failures += 1
         self.last_error = error
-        delay = self._policy.delay(self.errors, self._rand)
+        delay = self._policy.delay_honouring(self.errors, retry_after_s, self._rand)
         tripped = self.consecutive_failures >= CIRCUIT_THRESHOLD
         if tripped:
             # After the cool-down one attempt goes through (half-open): a success closes the

@@ -238,7 +238,7 @@ class LogShipper:
                 log.error("the cloud refused log record %d (%s); it is dropped", last_seq, exc)
                 self.rejected += 1
             except SyncFailure as exc:
-                if self.gate.record_failure(str(exc)):
+                if self.gate.record_failure(str(exc), exc.retry_after_s):
                     log.error("log uploads keep failing; pausing them: %s", exc)
                 elif self.gate.errors == 1:
                     log.warning("log upload failed, records kept on disk: %s", exc)

@@ -10,6 +10,8 @@ import json
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Final
 
 import aiohttp
@@ -19,6 +21,8 @@ MAX_ERROR_BODY_BYTES: Final = 64 * 1024
 MAX_ERROR_TEXT: Final = 300
 # Statuses that say "not now" rather than "no": worth the normal retry schedule.
 _TRANSIENT_4XX: Final = frozenset({408, 425, 429})
+# Where a Retry-After says when to come back: throttled, or the cloud shedding load.
+RETRY_AFTER_STATUSES: Final = frozenset({429, 503})
 
 
 class CloudError(Exception):
@@ -26,10 +30,14 @@ class CloudError(Exception):
 
     ``message`` is for people: the cloud's own error text when it sent one."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, status: int | None = None, retry_after_s: float | None = None
+    ) -> None:
+        """``retry_after_s``: the wait the cloud asked for (Retry-After on a 429 or 503)."""
         super().__init__(message)
         self.message = message
         self.status = status
+        self.retry_after_s = retry_after_s
 
     @property
     def refused(self) -> bool:
@@ -85,9 +93,29 @@ def error_text(status: int, body: bytes) -> str:
     return f"cloud answered HTTP {status}" + (f": {text}" if text else "")
 
 
+def retry_after_s(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a Retry-After value (RFC 9110, 10.2.3): delay-seconds or an
+    HTTP-date; None when absent or unreadable (the caller's own backoff applies then)."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        return float(text)  # a huge number becomes inf: the caller's maximum bounds it
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None  # an HTTP-date is always GMT; a date without a zone is not one
+    return max(0.0, (when - now).total_seconds())
+
+
 async def cloud_error(response: aiohttp.ClientResponse) -> CloudError:
     body = await response.content.read(MAX_ERROR_BODY_BYTES)
-    return CloudError(error_text(response.status, body), response.status)
+    wait = None
+    if response.status in RETRY_AFTER_STATUSES:
+        wait = retry_after_s(response.headers.get("Retry-After"), datetime.now(UTC))
+    return CloudError(error_text(response.status, body), response.status, wait)
 
 
 async def raise_for_cloud_error(response: aiohttp.ClientResponse) -> None:

@@ -171,7 +171,7 @@ class Provisioner:
                 delay = (
                     self._backoff.capped_delay(self._rand)
                     if refused
-                    else self._backoff.delay(failures, self._rand)
+                    else self._backoff.delay_honouring(failures, exc.retry_after_s, self._rand)
                 )
             except InvalidProvisioningRequest as exc:
                 log.error("automatic provisioning is off: %s", exc.message)
@@ -239,8 +239,10 @@ class Provisioner:
                 self._last_error = f"the cloud failed to provision (HTTP {exc.status}): {message}"
             else:
                 self._last_error = f"provisioning failed: {message}"
+            if exc.retry_after_s is not None:
+                self._last_error += f" (the cloud asks to retry in {exc.retry_after_s:.0f} s)"
             log.warning("%s", self._last_error)
-            raise CloudError(self._last_error, exc.status) from None
+            raise CloudError(self._last_error, exc.status, exc.retry_after_s) from None
         except InvalidProvisioningRequest as exc:
             self._last_error = exc.message
             raise
