@@ -32,7 +32,7 @@ def environment(data_dir: Path, port: int) -> dict[str, str]:
 async def test_the_agent_stops_everything_it_started(tmp_path: Path, docker_clean: None) -> None:
     port = dockerkit.free_port()
     env = environment(tmp_path, port)
-    agent = Agent(env, Path(env["DATABASE_PATH"]), None, simulation_config({}))
+    agent = Agent(env, None, simulation_config({}))
     running = asyncio.create_task(agent.run())
 
     async def answers() -> bool:

@@ -12,10 +12,10 @@ import os
 import signal
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Literal
 
 from aiohttp import web
+from iotistic_device_paths import database_path
 from pydantic import ValidationError
 
 from . import __version__
@@ -31,8 +31,7 @@ from .factory_reset import wipe_device
 from .lifecycle import Lifecycle
 from .logs.before_remove import ReadBeforeRemove
 from .logs.redaction import RedactingFilter, redact_text
-from .logs.ring import LogRing
-from .logs.setup import LoggingSetup, LogSettings, level_number
+from .logs.setup import LoggingSetup, level_number
 from .logs.wiring import log_shipping, shipping_settings
 from .mqtt.link import MqttLink, mqtt_connection
 from .orchestrator.reconciler import Reconciler
@@ -55,8 +54,6 @@ log = logging.getLogger("iotistic.agent")
 SHUTDOWN_GRACE_S = 5.0
 # "failed": a component ended on an error; the agent exits 1 for its supervisor to restart it.
 Outcome = Literal["stop", "restart", "factory-reset", "failed"]
-# The running agent's logging (configure_logging); None before it is set up (tests).
-_logging: LoggingSetup | None = None
 
 
 class StartupError(Exception):
@@ -70,19 +67,22 @@ class Agent:
     def __init__(
         self,
         environ: Mapping[str, str],
-        database_path: Path,
-        log_ring: LogRing | None,
+        logs: LoggingSetup | None,
         simulation: SimulationConfig,
     ) -> None:
+        """``logs``: the process's logging (None in tests: only the level is applied)."""
+        self._logs = logs
         self._outcome: Outcome = "stop"
         self._stopping = asyncio.Event()
 
         # Storage and settings: the environment, overridden by `iotctl config set`.
-        self.database = open_database(database_path)
+        # Where AgentSettings finds it too (iotistic_device_paths): needed before the settings,
+        # which `iotctl config set` overrides are stored in this very database.
+        self.database = open_database(database_path(environ))
         self.devices = DeviceStore(self.database)
         self.config = RuntimeConfig(environ, ConfigStore(self.database))
         settings = self._applied = self.config.settings
-        apply_log_settings(settings)
+        self._apply_log_settings(settings)
         self.identity = self.devices.ensure_identity(settings.DEVICE_NAME)
         self.targets = TargetStore(self.database)
 
@@ -153,7 +153,7 @@ class Agent:
                 config=self.config,
                 devices=self.devices,
                 database=self.database,
-                log_ring=log_ring,
+                log_ring=None if logs is None else logs.ring,
                 request_restart=functools.partial(self.stop, "restart"),
                 request_factory_reset=functools.partial(self.stop, "factory-reset"),
                 provisioner=self.provisioner,
@@ -260,7 +260,7 @@ class Agent:
         }
 
     def _apply_config(self, new: AgentSettings) -> None:
-        apply_log_settings(new)
+        self._apply_log_settings(new)
         self.reconciler.set_interval(new.RECONCILIATION_INTERVAL_MS / 1000)
         if (sync := self.cloud.current) is not None:
             sync.set_timing(sync_timing(new))
@@ -273,6 +273,13 @@ class Agent:
         self._applied = new
         log.info("configuration applied")
 
+    def _apply_log_settings(self, settings: AgentSettings) -> None:
+        """LOG_LEVEL, LOG_FORMAT and the LOG_FILE_* limits, at start-up and on every change."""
+        if self._logs is not None:
+            self._logs.apply(settings)
+        else:
+            logging.getLogger().setLevel(level_number(settings.LOG_LEVEL))
+
     async def _wipe_if_asked(self) -> None:
         if self._outcome != "factory-reset":
             return
@@ -281,10 +288,9 @@ class Agent:
         await wipe_device(self.engine, settings.DATABASE_PATH, settings.data_dir)
 
 
-async def run_agent(
-    env_settings: AgentSettings, log_ring: LogRing | None, simulation: SimulationConfig
-) -> Outcome:
-    agent = Agent(os.environ, env_settings.DATABASE_PATH, log_ring, simulation)
+async def run_agent(logs: LoggingSetup | None, simulation: SimulationConfig) -> Outcome:
+    # Built inside the running loop: its clients (aiohttp) belong to that loop.
+    agent = Agent(os.environ, logs, simulation)
     return await agent.run()
 
 
@@ -293,32 +299,6 @@ def release_startup_memory() -> None:
     gc.collect()
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-def set_log_level(level: str) -> None:
-    if _logging is not None:
-        _logging.set_level(level)
-    else:
-        logging.getLogger().setLevel(level_number(level))
-
-
-def apply_log_settings(settings: LogSettings) -> None:
-    """LOG_LEVEL, LOG_FORMAT and the LOG_FILE_* limits, at start-up and on every change."""
-    if _logging is not None:
-        _logging.apply(settings)
-    else:
-        set_log_level(settings.LOG_LEVEL)
-
-
-def configure_logging(settings: AgentSettings) -> LoggingSetup:
-    """stderr (text on a terminal, JSON lines otherwise), `<data dir>/logs/agent.log` and the
-    in-memory ring that `iotctl logs` reads, all behind the redaction filter (docs/agent.md,
-    "Logs"). Other handlers attach later with `.add_handler`."""
-    global _logging
-    if _logging is not None:
-        _logging.close()
-    _logging = LoggingSetup(settings, settings.data_dir)
-    return _logging
 
 
 def main() -> None:
@@ -333,9 +313,11 @@ def main() -> None:
     except SimulationConfigError as exc:
         print(f"iotistic-agent: invalid settings: {redact_text(str(exc))}", file=sys.stderr)
         raise SystemExit(2) from exc
-    logs = configure_logging(settings)
+    # stderr, `<data dir>/logs/agent.log` and the ring `iotctl logs` reads, behind the
+    # redaction filter (docs/agent.md, "Logs"); log shipping attaches its handler later.
+    logs = LoggingSetup(settings, settings.data_dir)
     try:
-        outcome = asyncio.run(run_agent(settings, logs.ring, simulation))
+        outcome = asyncio.run(run_agent(logs, simulation))
     except StartupError as exc:
         log.error("cannot start: %s", exc)
         logging.shutdown()
