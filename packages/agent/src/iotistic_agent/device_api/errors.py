@@ -9,6 +9,9 @@ from typing import Any
 from aiohttp import typedefs, web
 
 from ..engine.protocol import EngineError, EngineUnavailable
+from ..store.errors import StorageError, StorageFull
+from .context import api_context
+from .shared import shared
 
 log = logging.getLogger("iotistic.device_api")
 
@@ -44,6 +47,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return await handler(request)
     except ApiError as exc:
         return error_response(exc.status, exc.error, exc.message, **exc.extra)
+    except StorageError as exc:
+        return _storage_error(request, exc)
     except EngineUnavailable as exc:
         return error_response(503, "engine_unavailable", f"container engine unavailable: {exc}")
     except EngineError as exc:
@@ -56,3 +61,21 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(500, "internal_error", "internal error, see the agent log")
+
+
+def _storage_error(request: web.Request, exc: StorageError) -> web.Response:
+    """507 for a full disk, naming it; 503 for a database that takes no writes. Either way
+    nothing was stored, and /v1/healthy says so too."""
+    health = shared(request).health
+    health.write_failed(str(exc))
+    database = api_context(request).config.settings.DATABASE_PATH
+    unaffected = "running containers are not affected"
+    if isinstance(exc, StorageFull):
+        disk = health.disk()
+        where = (
+            disk.message if not disk.ok else f"writing {database} failed ({exc}); {disk.message}"
+        )
+        message = f"nothing was stored: {where}; free some space and try again ({unaffected})"
+        return error_response(507, "insufficient_storage", message)
+    message = f"nothing was stored: {database} takes no writes ({exc}); {unaffected}"
+    return error_response(503, "database_unwritable", message)

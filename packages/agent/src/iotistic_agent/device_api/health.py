@@ -73,10 +73,15 @@ def disk_check(data_dir: Path, space: DiskSpace | str) -> Check:
             "disk", False, f"cannot read the free space of {data_dir}: {space}", "disk_full"
         )
     where = f"the disk of {data_dir} (file system at {space.mount_point})"
-    figures = f"{space.free_bytes // 1024} KiB free of {space.total_bytes // (1024 * 1024)} MiB"
+    figures = f"{_size(space.free_bytes)} free of {_size(space.total_bytes)}"
     if space.free_bytes < DISK_FULL_BELOW_BYTES:
         return Check("disk", False, f"{where} is full: {figures}", "disk_full")
     return Check("disk", True, f"{where}: {figures}", "disk_full")
+
+
+def _size(count: int) -> str:
+    mib = count / (1024 * 1024)
+    return f"{count // 1024} KiB" if mib < 10 else f"{mib:.0f} MiB"
 
 
 def disk_space(path: Path) -> DiskSpace:

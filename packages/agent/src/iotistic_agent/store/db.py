@@ -34,10 +34,14 @@ def transaction(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield
+        conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        # SQLite ends the transaction itself on some errors (a full disk, during a statement
+        # or at COMMIT) and keeps it open on others: roll back only what is still open, so
+        # that the error raised is the original one and the next BEGIN works.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")
 
 
 def open_database(path: Path) -> sqlite3.Connection:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from iotistic_contracts import TargetState, parse_target_state
@@ -13,6 +13,7 @@ from iotistic_contracts import TargetState, parse_target_state
 from ..orchestrator.model import AppSpec, ServiceKey, ServiceSpec
 from ..orchestrator.normalise import normalise_target
 from .db import transaction
+from .errors import storage_errors
 
 
 @dataclass(frozen=True)
@@ -125,8 +126,11 @@ class TargetStore:
             result[app_id] = replace(app, services=services)
         return result
 
-    def _transaction(self) -> AbstractContextManager[None]:
-        return transaction(self._conn)
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        # A full disk or a read-only file system: StorageError, and nothing was stored.
+        with storage_errors(), transaction(self._conn):
+            yield
 
     def save(self, target: TargetState, source: str, version: int | None = None) -> bool:
         """Persist a new target (one transaction). Returns False when nothing changed."""
