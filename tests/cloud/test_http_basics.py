@@ -48,6 +48,27 @@ async def test_health_when_the_database_is_unreachable(tmp_path: Path, url: str)
     await database.dispose()
 
 
+async def test_a_writer_waiting_too_long_for_sqlite_is_503(tmp_path: Path) -> None:
+    """SQLite has one writer: one that cannot get its turn in time is answered 503."""
+    database = Database(database_url(f"sqlite:///{tmp_path / 'busy.sqlite'}"), wait_timeout_s=0.2)
+    app = create_app(make_settings(tmp_path, database.url), database=database)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://cloud.test") as client,
+    ):
+        async with database.write_connection():  # another writer holds the turn
+            busy = await client.post("/api/admin/v1/keys", json={}, headers=ADMIN)
+        assert busy.status_code == 503
+        assert busy.headers["Retry-After"] == "5"
+        assert busy.json() == {"error": "database unavailable; try again later"}
+        assert database.outage.down
+        created = await client.post("/api/admin/v1/keys", json={}, headers=ADMIN)
+        assert created.status_code == 201
+        assert not database.outage.down
+    await database.dispose()
+
+
 async def test_unknown_route_and_method_are_json(early_client: httpx.AsyncClient) -> None:
     missing = await early_client.get("/nowhere")
     assert missing.status_code == 404

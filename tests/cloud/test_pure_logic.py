@@ -1,9 +1,12 @@
-"""Pure helpers: report merging, ETag matching, durations, secret hashing."""
+"""Pure helpers: report merging, ETag matching, durations, secret hashing, outages."""
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 from iotistic_cloud.cli.durations import parse_duration
+from iotistic_cloud.db.availability import DatabaseBusy, OutageLog, unavailable_reason
 from iotistic_cloud.services.report_merge import merge_report
 from iotistic_cloud.services.targets import etag_matches, make_etag
 from iotistic_cloud.tokens import mqtt_password_hash, mqtt_password_matches, new_token, token_hash
@@ -13,6 +16,7 @@ from iotistic_contracts.sealed import (
     private_key_pem,
     public_key_pem,
 )
+from sqlalchemy import exc as sa_exc
 
 
 def test_full_report_replaces_and_drops_bookkeeping() -> None:
@@ -101,3 +105,48 @@ def test_secrets_say_what_they_are_and_never_look_like_a_command_line_option() -
     keys = [new_token(PROVISIONING_KEY_PREFIX) for _ in range(2000)]
     assert all(k.startswith("ipk_") and len(k) == 4 + 43 for k in keys)
     assert len(set(keys)) == len(keys)
+
+
+class _PgError(Exception):
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__("server said no")
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (sa_exc.TimeoutError("QueuePool limit reached"), "busy: no connection free in time"),
+        (DatabaseBusy(), "busy: no connection free in time"),
+        (
+            sa_exc.OperationalError("SELECT", {}, sqlite3.OperationalError("locked")),
+            "OperationalError",
+        ),
+        (sa_exc.DBAPIError("SELECT", {}, _PgError("57P01")), "_PgError"),  # admin shutdown
+        (sa_exc.DBAPIError("SELECT", {}, _PgError("53300")), "_PgError"),  # too many connections
+        (ConnectionRefusedError(), "ConnectionRefusedError"),
+        (TimeoutError(), "TimeoutError"),
+        # Real bugs stay 500s with their traceback in the log.
+        (sa_exc.IntegrityError("INSERT", {}, _PgError("23505")), None),
+        (sa_exc.DBAPIError("SELECT", {}, _PgError("42P01")), None),  # undefined table
+        (ValueError("bug"), None),
+    ],
+)
+def test_database_unavailable_or_a_bug(error: BaseException, reason: str | None) -> None:
+    assert unavailable_reason(error) == reason
+
+
+def test_an_outage_is_logged_once_and_its_end_once(caplog: pytest.LogCaptureFixture) -> None:
+    now = [100.0]
+    outage = OutageLog(lambda: now[0])
+    outage.succeeded()
+    for _ in range(3):
+        outage.failed("ConnectionRefusedError")
+    now[0] += 12.5
+    outage.succeeded()
+    outage.succeeded()
+    assert [record.getMessage() for record in caplog.records] == [
+        "database unavailable (ConnectionRefusedError): answering 503 with Retry-After until "
+        "it is back",
+        "database available again after 12.5 s (3 requests answered 503)",
+    ]

@@ -2,6 +2,8 @@
 
     with PostgresServer() as server:
         url = server.create_database("mytest")   # postgresql://postgres@127.0.0.1:<port>/mytest
+        server.pause()                            # stopped, its data kept (an outage)
+        server.resume()                           # the same port and data again
 
 In a fixture, ``with postgres_or_fail("the cloud tests") as server: yield server``.
 
@@ -110,6 +112,12 @@ class PostgresServer:
             "--no-sync", "--no-instructions",
         )  # fmt: skip
         self.port = free_port()
+        self._launch()
+        return self
+
+    def _launch(self) -> None:
+        assert self.root is not None
+        data, sockets = self.root / "data", self.root / "sockets"
         command = [str(self.bin_dir / "postgres"), "-D", str(data), "-h", self.host]
         command += ["-p", str(self.port), "-k", str(sockets)]
         for setting in SERVER_SETTINGS:
@@ -124,7 +132,6 @@ class PostgresServer:
                 **self._run_as,
             )
         wait_for(self._ready, START_TIMEOUT_S, interval=0.1, message="PostgreSQL did not start")
-        return self
 
     def _ready(self) -> bool:
         assert self.proc is not None
@@ -167,7 +174,8 @@ class PostgresServer:
             raise ValueError(f"database name {name!r}: use lowercase letters, digits and _")
         self.sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
-    def stop(self) -> None:
+    def pause(self) -> None:
+        """Stop the server as an outage would (clients disconnected), keeping its data."""
         if self.proc is not None and self.proc.poll() is None:
             # SIGINT is PostgreSQL's "fast" shutdown: disconnect clients, stop cleanly.
             self.proc.send_signal(signal.SIGINT)
@@ -176,6 +184,14 @@ class PostgresServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+
+    def resume(self) -> None:
+        """Start a paused server again, on the same port with the same data."""
+        assert self.root is not None, "start() the server first"
+        self._launch()
+
+    def stop(self) -> None:
+        self.pause()
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)
             self.root = None

@@ -40,7 +40,12 @@ class Cloud:
 def build_cloud(
     settings: Settings, database: Database | None = None, clock: Clock = utc_now
 ) -> Cloud:
-    database = database if database is not None else Database(settings.database_url)
+    if database is None:
+        database = Database(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            wait_timeout_s=settings.database_wait_timeout_s,
+        )
     reports = ReportService(database)
     mqtt: MqttLink | None = None
     accounts: DeviceAccounts = NoBroker()

@@ -19,6 +19,10 @@ MAX_SECONDS: Final = 10 * 365 * 24 * 3600  # ten years: a bound on any duration 
 DEFAULT_LOG_RETENTION_DAYS: Final = 7
 DEFAULT_LOG_MAX_RECORDS_PER_DEVICE: Final = 100_000
 MIN_ADMIN_TOKEN_CHARS: Final = 16
+DEFAULT_DATABASE_POOL_SIZE: Final = 20
+# How long a request waits for a pooled connection (PostgreSQL) or the write lock (SQLite)
+# before it is answered 503: under overload a short wait sheds load instead of queueing it.
+DEFAULT_DATABASE_WAIT_TIMEOUT_S: Final = 5
 _MQTT_DEFAULT_PORTS: Final = {"mqtt": 1883, "mqtts": 8883}
 DEFAULT_MQTT_USERNAME: Final = CLOUD_MQTT_USERNAME
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
@@ -72,6 +76,8 @@ class Settings:
     # Device logs: kept this many days after they arrive, at most this many per device.
     log_retention_days: int = DEFAULT_LOG_RETENTION_DAYS
     log_max_records_per_device: int = DEFAULT_LOG_MAX_RECORDS_PER_DEVICE
+    database_pool_size: int = DEFAULT_DATABASE_POOL_SIZE
+    database_wait_timeout_s: int = DEFAULT_DATABASE_WAIT_TIMEOUT_S
 
     @property
     def is_sqlite(self) -> bool:
@@ -108,6 +114,12 @@ class Settings:
             ),
             log_max_records_per_device=_bounded_int(
                 env, "LOG_MAX_RECORDS_PER_DEVICE", DEFAULT_LOG_MAX_RECORDS_PER_DEVICE, 10**9
+            ),
+            database_pool_size=_bounded_int(
+                env, "DATABASE_POOL_SIZE", DEFAULT_DATABASE_POOL_SIZE, 1000
+            ),
+            database_wait_timeout_s=_bounded_int(
+                env, "DATABASE_WAIT_TIMEOUT_S", DEFAULT_DATABASE_WAIT_TIMEOUT_S, 300, "seconds"
             ),
         )
 

@@ -11,11 +11,15 @@ from typing import Any, Final
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
+from ..db.availability import DatabaseBusy, unavailable_reason
 from ..services import errors as svc
 from ..services.validation import field_errors, invalid_input
+from .state import cloud_of
 
 log = logging.getLogger("iotistic.cloud.api")
 
@@ -26,6 +30,7 @@ STATUS: Final[dict[type[svc.ServiceError], int]] = {
     svc.NotFound: 404,
     svc.Conflict: 409,
     svc.Gone: 410,
+    svc.PreconditionFailed: 412,
     svc.TooLarge: 413,
     svc.UnsupportedEncoding: 415,
     svc.TooManyRequests: 429,
@@ -35,20 +40,30 @@ STATUS: Final[dict[type[svc.ServiceError], int]] = {
 _SOURCES: Final = ("body", "path", "query", "header", "cookie")
 
 
+DATABASE_UNAVAILABLE: Final = "database unavailable; try again later"
+
+
 def error_response(
-    status: int, message: str, errors: list[dict[str, str]] | None = None
+    status: int,
+    message: str,
+    errors: list[dict[str, str]] | None = None,
+    retry_after_s: int | None = None,
 ) -> JSONResponse:
     content: dict[str, Any] = {"error": message}
     if errors:
         content["errors"] = errors
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers: dict[str, str] = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if retry_after_s is not None:
+        headers["Retry-After"] = str(retry_after_s)
     return JSONResponse(content, status_code=status, headers=headers)
 
 
 async def _service_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, svc.ServiceError)
     status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
-    return error_response(status, exc.message, exc.errors)
+    return error_response(status, exc.message, exc.errors, exc.retry_after_s)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -74,13 +89,24 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
-async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    # Not the client's fault and usually brief (restart, failover, a busy SQLite file):
-    # 503 tells devices and load balancers to retry.
-    log.warning(
-        "database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__
-    )
-    return error_response(503, "database unavailable; try again later")
+def database_unavailable(request: Request, reason: str) -> JSONResponse:
+    """503 with Retry-After; the outage is logged once, not once per request."""
+    cloud_of(request).database.outage.failed(reason)
+    return error_response(503, DATABASE_UNAVAILABLE, retry_after_s=svc.UNAVAILABLE_RETRY_AFTER_S)
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    # An outage is not the client's fault and usually brief (restart, failover, a busy
+    # SQLite file, an exhausted pool): 503 tells devices and load balancers to retry.
+    reason = unavailable_reason(exc)
+    if reason is None:
+        return await _unexpected(request, exc)
+    return database_unavailable(request, reason)
+
+
+async def _client_gone(request: Request, _exc: Exception) -> None:
+    # Nobody is left to answer: not an error of the cloud (a device timed out, a CLI quit).
+    log.debug("client went away during %s %s", request.method, request.url.path)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -93,6 +119,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(svc.ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
-    for kind in (OperationalError, InterfaceError, OSError, TimeoutError):
-        app.add_exception_handler(kind, _database_unavailable)
+    app.add_exception_handler(ClientDisconnect, _client_gone)  # type: ignore[arg-type]
+    for kind in (DBAPIError, PoolTimeout, DatabaseBusy, OSError, TimeoutError):
+        app.add_exception_handler(kind, _database_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Annotated, Any, Final
@@ -12,13 +13,18 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from iotistic_contracts.logs import MAX_LOG_SEQ, LogUploadResult
 from iotistic_contracts.provisioning import DeviceUuid
 from pydantic import BaseModel
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
 
+from ..db.availability import unavailable_reason
+from ..services.errors import NotFound
 from ..services.log_input import BadLogLine, decode_upload, is_gzip, parse_upload
 from ..services.log_query import DEFAULT_LOG_LIMIT, check_limit, parse_filter
 from .auth import bearer_token, require_admin
 from .state import cloud_of
 
 HEARTBEAT_S: Final = 15.0
+log = logging.getLogger("iotistic.cloud.logs")
 device_router = APIRouter(prefix="/api/v1/device", tags=["device"])
 admin_router = APIRouter(
     prefix="/api/admin/v1", tags=["admin"], dependencies=[Depends(require_admin)]
@@ -86,20 +92,33 @@ async def device_logs(
         # The first page is read here, so an unknown device is a 404, not a broken stream.
         batches = cloud.logs.follow(uuid, where, limit, after_seq)
         first = await anext(batches)
-        return StreamingResponse(
-            _ndjson(request, first, batches), media_type="application/x-ndjson"
+        return FollowResponse(
+            _ndjson(request, uuid, first, batches), media_type="application/x-ndjson"
         )
     page = await cloud.logs.query(uuid, where, limit, after_seq)
     return JSONResponse({"logs": page.records, "lastSeq": page.last_seq})
 
 
+class FollowResponse(StreamingResponse):
+    """A stream whose end is normal: a client that goes away mid-line is not an error."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except ClientDisconnect:
+            return
+
+
 async def _ndjson(
     request: Request,
+    device_uuid: str,
     first: list[dict[str, Any]],
     batches: AsyncGenerator[list[dict[str, Any]], None],
 ) -> AsyncIterator[bytes]:
     """One record per line; an empty line after HEARTBEAT_S without records keeps proxies
-    from closing the connection. Ends when the client goes away."""
+    from closing the connection. Ends when the client goes away, when the device is
+    deleted, and when the database fails (the client follows again; the response has
+    started, so there is no status left to say it with)."""
     if first:
         yield _lines(first)
     quiet_since = time.monotonic()
@@ -113,6 +132,13 @@ async def _ndjson(
             elif time.monotonic() - quiet_since >= HEARTBEAT_S:
                 yield b"\n"
                 quiet_since = time.monotonic()
+    except NotFound:
+        log.info("log follow of device %s ended: the device was deleted", device_uuid)
+    except Exception as exc:
+        reason = unavailable_reason(exc)
+        if reason is None:
+            raise
+        cloud_of(request).database.outage.failed(reason)
     finally:
         await batches.aclose()
 

@@ -5,13 +5,29 @@ Messages are shown to the caller as they are: they never contain a secret.
 
 from __future__ import annotations
 
+from typing import Final
+
+# Seconds a client is asked to wait (Retry-After) when a service it needs is unavailable.
+UNAVAILABLE_RETRY_AFTER_S: Final = 5
+
 
 class ServiceError(Exception):
-    def __init__(self, message: str, errors: list[dict[str, str]] | None = None) -> None:
+    # Sent as Retry-After when set: the request may succeed if repeated after that long.
+    retry_after_s: int | None = None
+
+    def __init__(
+        self,
+        message: str,
+        errors: list[dict[str, str]] | None = None,
+        *,
+        retry_after_s: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         # Per-field problems ({"field", "message"}) when the input had several.
         self.errors = errors
+        if retry_after_s is not None:
+            self.retry_after_s = retry_after_s
 
 
 class InvalidInput(ServiceError):
@@ -46,9 +62,17 @@ class UnsupportedEncoding(ServiceError):
     """A Content-Encoding the cloud does not accept (415)."""
 
 
+class PreconditionFailed(ServiceError):
+    """The resource changed since the caller read it (If-Match did not match, 412)."""
+
+
 class TooManyRequests(ServiceError):
-    """A bounded resource is full; retry later (429)."""
+    """A bounded resource is full, or a rate limit is reached; retry later (429)."""
+
+    retry_after_s: int | None = 60
 
 
 class Unavailable(ServiceError):
     """A service the cloud depends on (the MQTT broker) cannot be reached; retry later (503)."""
+
+    retry_after_s: int | None = UNAVAILABLE_RETRY_AFTER_S
