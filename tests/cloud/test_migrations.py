@@ -1,9 +1,11 @@
-"""The shipped migrations build exactly the models' schema, on both databases."""
+"""The shipped migrations build exactly the models' schema, on both databases, and a
+database of a newer release is refused with a clear message."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from pathlib import Path
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -19,6 +21,8 @@ from iotistic_cloud.db.migrate import (
 from iotistic_cloud.db.models import Base
 from iotistic_cloud.settings import database_url as async_url
 from sqlalchemy import Connection, text
+
+from tests.support.cloud_process import CloudProcess
 
 
 def _differences(connection: Connection) -> list[object]:
@@ -77,5 +81,35 @@ async def test_0002_counts_the_history_already_stored(empty_database_url: str) -
         async with database.engine.connect() as conn:
             count = (await conn.execute(text("SELECT history_count FROM devices"))).scalar()
         assert count == 2
+    finally:
+        await database.dispose()
+
+
+async def test_a_database_of_a_newer_release_is_a_clear_error(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """A newer release migrated the database past what this one knows: every command, and
+    serve, stop with one clear line (and change nothing), not an Alembic traceback."""
+    database = Database(async_url(empty_database_url))
+    try:
+        await upgrade(database.engine)
+        async with database.engine.begin() as conn:
+            await conn.execute(text("UPDATE alembic_version SET version_num = '0999'"))
+    finally:
+        await database.dispose()
+    cloud = CloudProcess(tmp_path, database_url=empty_database_url)
+    for args in (["devices", "list"], ["serve", "--port", "0"]):
+        result = cloud.cli(*args)
+        assert result.returncode == 1, result
+        assert "Traceback" not in result.stderr
+        assert result.stderr.splitlines()[-1] == (
+            "error: the database schema is at revision 0999, which this release of "
+            f"iotistic-cloud does not know (it knows up to {HEAD}): a newer release upgraded "
+            "it. Run that release, or restore a backup taken before the upgrade "
+            "(docs/cloud.md, Backup and restore)"
+        ), result.stderr
+    database = Database(async_url(empty_database_url))
+    try:
+        assert await current_revision(database.engine) == "0999"
     finally:
         await database.dispose()

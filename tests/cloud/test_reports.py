@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 from iotistic_cloud.composition import Cloud
 from iotistic_cloud.services.reports import ReportService
 from iotistic_contracts.sync import FULL_REPORT_HEADER, MAX_REPORT_BYTES, DeviceReport
@@ -113,6 +114,33 @@ async def test_broken_gzip_and_unknown_encoding(client: httpx.AsyncClient, key: 
     answer = await send_raw(client, device, whole, "br")
     assert answer.status_code == 415
     assert answer.json() == {"error": "Content-Encoding 'br' is not supported (use gzip)"}
+
+
+@pytest.mark.parametrize(
+    ("content_type", "problem"),
+    [
+        (None, "is missing"),
+        ("text/plain", "'text/plain' is not supported"),
+        ("application/x-www-form-urlencoded", "'application/x-www-form-urlencoded' is not supported"),  # noqa: E501
+        ("application/xml", "'application/xml' is not supported"),
+    ],
+)
+async def test_a_report_must_say_it_is_json(
+    client: httpx.AsyncClient, key: str, content_type: str | None, problem: str
+) -> None:
+    device = await provision(client, key)
+    headers = dict(device.auth)
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    body = json.dumps(report(device.uuid, 1, full=True)).encode()
+    answer = await client.patch(REPORT, content=body, headers=headers)
+    assert answer.status_code == 415
+    assert answer.json() == {"error": f"Content-Type {problem} (use application/json)"}
+    assert await reported(client, device) is None
+    for accepted in ("application/json; charset=utf-8", "application/merge-patch+json"):
+        headers["Content-Type"] = accepted
+        answer = await client.patch(REPORT, content=body, headers=headers)
+        assert answer.status_code == 200, answer.text
 
 
 async def test_oversized_raw_body(client: httpx.AsyncClient, key: str) -> None:

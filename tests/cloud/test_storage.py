@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,8 @@ from iotistic_cloud.db.engine import Database
 from iotistic_cloud.settings import database_url
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
+
+from tests.support.cloud_process import CloudProcess
 
 INSERT_KEY = text(
     "INSERT INTO provisioning_keys (id, fleet, key_hash, prefix, devices_registered, created_at)"
@@ -48,3 +52,37 @@ async def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None
         assert (tmp_path / "nested").stat().st_mode & 0o777 == 0o700
     finally:
         await database.dispose()
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_the_sqlite_file_and_its_folder_are_private(tmp_path: Path) -> None:
+    """It holds unexpired key-exchange private keys: 0600 (and its -wal and -shm files,
+    which SQLite creates alike) in a 0700 folder, whatever the umask, from the real serve."""
+    data_dir = tmp_path / "data" / "cloud"
+    previous = os.umask(0o022)
+    try:
+        cloud = CloudProcess(tmp_path, CLOUD_DATA_DIR=str(data_dir)).start()
+    finally:
+        os.umask(previous)
+    try:
+        assert cloud.cli("keys", "create", "--quiet").returncode == 0
+        database = data_dir / "cloud.sqlite"
+        assert mode_of(data_dir) == 0o700
+        for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+            assert mode_of(path) == 0o600, path
+    finally:
+        cloud.stop()
+
+
+def test_a_database_file_with_wider_permissions_is_narrowed(tmp_path: Path) -> None:
+    """As an earlier release left it (0644), or a restore copied it."""
+    database = tmp_path / "cloud.sqlite"
+    cli = CloudProcess(tmp_path, DATABASE_URL=f"sqlite:///{database}")
+    assert cli.cli("devices", "list").returncode == 0
+    database.chmod(0o644)
+    result = cli.cli("devices", "list")
+    assert result.returncode == 0, result.stderr
+    assert mode_of(database) == 0o600

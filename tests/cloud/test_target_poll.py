@@ -112,10 +112,15 @@ async def test_target_rejects_duplicate_keys_and_non_objects(
     path = f"/api/admin/v1/devices/{device.uuid}/target"
     duplicate = b'{"apps": {}, "apps": {}, "config": {}}'
     nul, infinite = b'{"config": {"a": "\\u0000"}}', b'{"config": {"a": 1e400}}'
+    json_headers = {**ADMIN, "Content-Type": "application/json"}
     for raw in [duplicate, b"[]", b"{not json", nul, infinite]:
-        answer = await client.put(path, content=raw, headers=ADMIN)
+        answer = await client.put(path, content=raw, headers=json_headers)
         assert answer.status_code == 400, raw
         assert answer.json()["error"].startswith("invalid target state"), answer.text
+    # A body that does not say it is JSON is not read as JSON.
+    answer = await client.put(path, content=b'{"apps": {}}', headers=ADMIN)
+    assert answer.status_code == 415
+    assert answer.json() == {"error": "Content-Type is missing (use application/json)"}
 
 
 async def test_target_for_an_unknown_device(client: httpx.AsyncClient) -> None:

@@ -4,6 +4,8 @@
         url = server.create_database("mytest")   # postgresql://postgres@127.0.0.1:<port>/mytest
         server.pause()                            # stopped, its data kept (an outage)
         server.resume()                           # the same port and data again
+        dump = server.dump("mytest", "backup.dump")   # pg_dump --format=custom
+        server.restore(dump, "empty")                 # pg_restore --no-owner
 
 In a fixture, ``with postgres_or_fail("the cloud tests") as server: yield server``.
 
@@ -168,6 +170,18 @@ class PostgresServer:
             raise ValueError(f"database name {name!r}: use lowercase letters, digits and _")
         self.sql(f'CREATE DATABASE "{name}"')
         return self.url(name)
+
+    def dump(self, database: str, name: str) -> Path:
+        """The backup docs/cloud.md describes: ``pg_dump --format=custom``, into a file of
+        the server's directory (the tools run as the postgres user)."""
+        assert self.root is not None
+        path = self.root / name
+        self._run("pg_dump", "--format=custom", f"--file={path}", f"--dbname={self.url(database)}")
+        return path
+
+    def restore(self, dump: Path, database: str) -> None:
+        """The documented restore: ``pg_restore --no-owner`` into an empty database."""
+        self._run("pg_restore", "--no-owner", f"--dbname={self.url(database)}", str(dump))
 
     def drop_database(self, name: str) -> None:
         if _NAME_RE.fullmatch(name) is None:

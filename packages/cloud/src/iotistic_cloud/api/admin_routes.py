@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from iotistic_contracts.provisioning import DeviceUuid
 
 from ..services.keys import NewKey
+from ..services.media_types import require_json
 from ..services.targets import parse_target
 from ..views import (
     CreatedKeyView,
@@ -68,6 +69,7 @@ async def show_device(uuid: DeviceUuid, request: Request) -> DeviceDetail:
 @router.put("/devices/{uuid}/target")
 async def set_target(uuid: DeviceUuid, request: Request) -> TargetUpdateView:
     cloud = cloud_of(request)
+    require_json(request.headers.get("content-type"))
     target = parse_target(await request.body())
     update = await cloud.targets.set_target(uuid, target, cloud.clock())
     return TargetUpdateView(uuid=uuid, version=update.version, changed=update.changed)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request, Response
 from iotistic_contracts.sync import FULL_REPORT_HEADER
 from pydantic import BaseModel
 
+from ..services.media_types import require_json
 from ..services.report_input import decode_body, parse_report
 from ..services.targets import etag_matches
 from .auth import bearer_token
@@ -45,6 +46,7 @@ async def report_state(request: Request) -> ReportAck:
     cloud = cloud_of(request)
     # Authenticated before the body is read, so nobody else can make the cloud inflate gzip.
     reporter = await cloud.reports.authenticate(bearer_token(request))
+    require_json(request.headers.get("content-type"))
     raw = decode_body(await request.body(), request.headers.get("content-encoding"))
     report = parse_report(raw, reporter.uuid)
     outcome = await cloud.reports.apply(reporter, report, cloud.clock())

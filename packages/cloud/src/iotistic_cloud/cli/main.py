@@ -10,7 +10,7 @@ import typer
 from ..admin_token import admin_token
 from ..services.errors import InvalidInput, ServiceError
 from ..settings import SettingsError
-from . import devices, keys, logs
+from . import backup, devices, keys, logs
 from .errors import EXIT_FAILED, EXIT_USAGE, CliError
 from .runtime import load_settings
 
@@ -59,6 +59,7 @@ def build_app() -> typer.Typer:
     app.add_typer(devices.app, name="devices")
     app.command("logs")(logs.logs)
     app.command("admin-token")(admin_token_command)
+    app.command("backup")(backup.backup)
     return app
 
 

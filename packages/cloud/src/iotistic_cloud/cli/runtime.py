@@ -10,7 +10,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..composition import Cloud, build_cloud
-from ..db.migrate import upgrade
+from ..db.migrate import SchemaTooNew, upgrade
 from ..services.errors import InvalidInput, ServiceError
 from ..settings import Settings, SettingsError
 from .errors import EXIT_USAGE, CliError
@@ -42,6 +42,8 @@ def run(action: Callable[[Cloud], Awaitable[T]]) -> T:
         raise CliError(exc.message, EXIT_USAGE) from None
     except ServiceError as exc:
         raise CliError(exc.message) from None
+    except SchemaTooNew as exc:
+        raise CliError(str(exc)) from None
     except (OSError, SQLAlchemyError) as exc:
         raise CliError(f"database {_safe_url(settings.database_url)}: {_reason(exc)}") from None
 

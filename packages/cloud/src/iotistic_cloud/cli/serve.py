@@ -35,6 +35,8 @@ async def _ready(_cloud: Cloud) -> None:
 
 def serve(host: str, port: int, log_level: str, access_log: bool) -> None:
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
+    # Alembic announces each of its plugins at info level whenever it loads its scripts.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     settings = load_settings()
     # Migrate (and reach the database) first, so a failure is one clear line, not a traceback
     # from the server's start-up.

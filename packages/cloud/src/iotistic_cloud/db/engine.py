@@ -21,6 +21,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from ..settings import DEFAULT_DATABASE_POOL_SIZE, DEFAULT_DATABASE_WAIT_TIMEOUT_S
 from .availability import DatabaseBusy, OutageLog
+from .private_files import private_sqlite_file
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
@@ -56,11 +57,17 @@ def session_factory(engine: AsyncEngine) -> SessionFactory:
 
 def _sqlite_engine(url: str) -> AsyncEngine:
     database = make_url(url).database
-    if database:
-        Path(database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     engine = create_async_engine(
         url, hide_parameters=True, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
     )
+    if database:
+        path = Path(database)
+
+        # Right before SQLite opens (and would create) the file, not before it is needed.
+        def make_private(*_args: Any) -> None:
+            private_sqlite_file(path)
+
+        event.listen(engine.sync_engine, "do_connect", make_private)
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
 

@@ -31,9 +31,26 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
+class SchemaTooNew(Exception):
+    """The database was migrated by a newer release than this one."""
+
+    def __init__(self, revision: str) -> None:
+        super().__init__(
+            f"the database schema is at revision {revision}, which this release of "
+            f"iotistic-cloud does not know (it knows up to {HEAD}): a newer release "
+            "upgraded it. Run that release, or restore a backup taken before the upgrade "
+            "(docs/cloud.md, Backup and restore)"
+        )
+        self.revision = revision
+
+
 async def upgrade(engine: AsyncEngine) -> None:
-    if await current_revision(engine) == HEAD:
+    """Raises SchemaTooNew (before changing anything) for a database of a newer release."""
+    current = await current_revision(engine)
+    if current == HEAD:
         return
+    if current is not None and current not in known_revisions():
+        raise SchemaTooNew(current)
     async with engine.begin() as conn:
         # One transaction holding the schema lock: a second replica (or a CLI command) waits,
         # then finds the schema current. DDL is transactional on both databases.
@@ -67,3 +84,10 @@ def head_revision() -> str | None:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def known_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(alembic_config())
+    return {script.revision for script in scripts.walk_revisions()}

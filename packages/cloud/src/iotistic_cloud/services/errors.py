@@ -59,7 +59,7 @@ class TooLarge(ServiceError):
 
 
 class UnsupportedEncoding(ServiceError):
-    """A Content-Encoding the cloud does not accept (415)."""
+    """A Content-Type or Content-Encoding the cloud does not accept (415)."""
 
 
 class PreconditionFailed(ServiceError):

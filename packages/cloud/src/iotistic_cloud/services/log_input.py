@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from .errors import InvalidInput, TooLarge, UnsupportedEncoding
 from .gunzip import gunzip_bounded
+from .media_types import media_type
 from .validation import from_validation_error
 
 _GZIP_ENCODINGS: Final = frozenset({"gzip", "x-gzip"})
@@ -43,7 +44,7 @@ class BadLogLine(InvalidInput):
 
 def is_gzip(content_type: str | None, content_encoding: str | None) -> bool:
     """Whether the body is gzip; anything but NDJSON or gzip is refused (415)."""
-    media = (content_type or "").split(";", 1)[0].strip().lower()
+    media = media_type(content_type)
     encoding = (content_encoding or "identity").strip().lower()
     if encoding not in _GZIP_ENCODINGS and encoding != "identity":
         raise UnsupportedEncoding(f"Content-Encoding {encoding!r} is not supported (use gzip)")
