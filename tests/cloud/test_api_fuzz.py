@@ -1,8 +1,11 @@
-"""Fuzz the running cloud from its own OpenAPI document: no input may cause a 5xx.
+"""Fuzz the running cloud from its own OpenAPI document: no input may cause a 5xx, and every
+answer is one the document describes.
 
 schemathesis generates valid and invalid requests for every operation (with the admin token
-or a real device's key, as each route needs); every answer must be below 500, and every
-4xx must be the JSON error shape. The document itself is validated by the loader.
+or a real device's key, as each route needs); every answer must be below 500, every 4xx
+must be the JSON error shape, and each answer's status, content type, headers and body must
+match the document (schemathesis's conformance checks). The document itself is validated by
+the loader.
 Reproduce a run with CLOUD_FUZZ_SEED=<the seed printed on failure>.
 """
 
@@ -21,13 +24,27 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis.errors import Unsatisfiable
-from schemathesis import GenerationMode
+from schemathesis import GenerationMode, checks
 from schemathesis.core.result import Err
 
 from tests.cloud.device_kit import provision
 from tests.support.cloud_process import CloudProcess
 
-EXAMPLES = 5
+EXAMPLES = 10
+# Every answer is one the document describes: its status, content type, headers and body.
+CONFORMANCE = [
+    checks.status_code_conformance,
+    checks.content_type_conformance,
+    checks.response_headers_conformance,
+    checks.response_schema_conformance,
+]
+
+
+def mismatch(failure: BaseException) -> str:
+    """Schemathesis's titles of what does not match (one line each)."""
+    leaves = failure.exceptions if isinstance(failure, BaseExceptionGroup) else [failure]
+    titles = sorted({str(getattr(leaf, "title", leaf)) for leaf in leaves})
+    return "does not match the document: " + "; ".join(titles)
 
 
 class Fuzzer:
@@ -67,9 +84,17 @@ class Fuzzer:
             )
             status = response.status_code
             self.statuses[status] = self.statuses.get(status, 0) + 1
+            problem = None
             if status >= 500 or (status >= 400 and "error" not in response.json()):
+                problem = response.text[:300]
+            else:
+                try:
+                    case.validate_response(response, checks=CONFORMANCE)
+                except (AssertionError, BaseExceptionGroup) as failure:
+                    problem = mismatch(failure)
+            if problem is not None:
                 curl = case.as_curl_command(base_url=self.cloud.url)
-                self.problems.append(f"{name} {status}: {response.text[:300]}\n  {curl}")
+                self.problems.append(f"{name} {status}: {problem}\n  {curl}")
 
         with contextlib.suppress(Unsatisfiable):  # nothing to negate
             one()

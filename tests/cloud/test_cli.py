@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -172,6 +173,16 @@ async def test_devices_commands_on_postgresql(pg_url: str, tmp_path: Path) -> No
     assert cli.ok("devices", "set-target", device.uuid, str(target_file)) == "1\n"
     same = cli(*("devices", "set-target", device.uuid, "-"), stdin=json.dumps(desired))
     assert (same.returncode, same.stdout, same.stderr) == (0, "1\n", "target unchanged\n")
+    # --if-match: saved only over the version (or ETag) it names, never over another change.
+    newer = target((1001, "web", "nginx:1.27"))
+    target_file.write_text(json.dumps(newer))
+    stale = cli("devices", "set-target", device.uuid, str(target_file), "--if-match", "0")
+    assert (stale.returncode, stale.stdout) == (1, "")
+    assert stale.stderr.startswith(f"error: the target of device {device.uuid} is at version 1")
+    saved = cli.ok("devices", "set-target", device.uuid, str(target_file), "--if-match", "1")
+    assert saved == "2\n"
+    target_file.write_text(json.dumps(desired))
+    assert cli.ok("devices", "set-target", device.uuid, str(target_file)) == "3\n"
 
     shown_json, human, reports_json, anomalies_json = cli.ok_together(
         ("devices", "show", device.uuid, "--json"),
@@ -182,10 +193,12 @@ async def test_devices_commands_on_postgresql(pg_url: str, tmp_path: Path) -> No
     assert json.loads(anomalies_json) == ANOMALIES["recent"]
     shown = json.loads(shown_json)
     assert shown["target"] == desired
-    assert shown["targetVersion"] == 1
+    assert shown["targetVersion"] == 3
+    assert shown["targetEtag"].startswith('"3-')
     assert shown["reportedState"]["cpu_usage"] == 12.0
     assert device.api_key not in shown_json
     assert "uuid:" in human and "nginx:1.25" in human
+    assert re.search(rf"target etag: +{shown['targetEtag']}\n", human), human
     reports = json.loads(reports_json)
     assert [(r["sequence"], r["full"]) for r in reports] == [(1, True)]
 

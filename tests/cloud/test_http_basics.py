@@ -142,3 +142,16 @@ async def test_openapi_document_lists_the_routes(early_client: httpx.AsyncClient
         "/api/v1/device/{uuid}/logs",
         "/api/admin/v1/devices/{uuid}/logs",
     }
+
+
+async def test_openapi_document_lists_the_error_answers(early_client: httpx.AsyncClient) -> None:
+    """Every operation may answer 503 with Retry-After (the database); the target PUT
+    documents If-Match and its 412."""
+    paths = (await early_client.get("/openapi.json")).json()["paths"]
+    for item in paths.values():
+        for operation in item.values():
+            unavailable = operation["responses"]["503"]
+            assert "Retry-After" in unavailable["headers"]
+    put = paths["/api/admin/v1/devices/{uuid}/target"]["put"]
+    assert "412" in put["responses"] and "415" in put["responses"]
+    assert "If-Match" in [parameter["name"] for parameter in put["parameters"]]

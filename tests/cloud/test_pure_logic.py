@@ -1,14 +1,17 @@
-"""Pure helpers: report merging, ETag matching, durations, secret hashing, outages."""
+"""Pure helpers: report merging, ETag and If-Match matching, durations, secret hashing,
+outages."""
 
 from __future__ import annotations
 
 import sqlite3
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from iotistic_cloud.cli.durations import parse_duration
 from iotistic_cloud.db.availability import DatabaseBusy, OutageLog, unavailable_reason
 from iotistic_cloud.services.report_merge import merge_report
-from iotistic_cloud.services.targets import etag_matches, make_etag
+from iotistic_cloud.services.targets import etag_matches, if_match_holds, make_etag
 from iotistic_cloud.tokens import mqtt_password_hash, mqtt_password_matches, new_token, token_hash
 from iotistic_contracts.sealed import (
     generate_private_key,
@@ -150,3 +153,19 @@ def test_an_outage_is_logged_once_and_its_end_once(caplog: pytest.LogCaptureFixt
         "it is back",
         "database available again after 12.5 s (3 requests answered 503)",
     ]
+
+
+@given(
+    version=st.integers(0, 2**62),
+    other=st.integers(0, 2**62),
+    state_hash=st.text("0123456789abcdef", min_size=20, max_size=64),
+)
+def test_if_match_names_the_current_target_only(version: int, other: int, state_hash: str) -> None:
+    etag = make_etag(version, state_hash)
+    for holds in (etag, str(version), f'"{version}"', "*", f'"x", {etag}', f" {version} ,x"):
+        assert if_match_holds(holds, version, etag), holds
+    stale = make_etag(other, state_hash)
+    for fails in (f"W/{etag}", f"W/{version}", "", '"x"'):
+        assert not if_match_holds(fails, version, etag), fails
+    assert if_match_holds(stale, version, etag) == (other == version)
+    assert if_match_holds(str(other), version, etag) == (other == version)

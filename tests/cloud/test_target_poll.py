@@ -1,6 +1,9 @@
-"""Target states: set by the admin, versioned on change, polled by the device with ETags."""
+"""Target states: set by the admin (If-Match against concurrent changes), versioned on
+change, polled by the device with ETags."""
 
 from __future__ import annotations
+
+import asyncio
 
 import httpx
 from iotistic_cloud.composition import Cloud
@@ -148,3 +151,64 @@ async def test_uppercase_uuid_in_the_path_is_the_same_device(
     device = await provision(client, key)
     answer = await client.get(f"/api/v1/device/{device.uuid.upper()}/state", headers=device.auth)
     assert answer.status_code == 200
+
+
+async def put_if_match(
+    client: httpx.AsyncClient, device: SimDevice, body: object, if_match: str
+) -> httpx.Response:
+    headers = {**ADMIN, "If-Match": if_match}
+    return await client.put(
+        f"/api/admin/v1/devices/{device.uuid}/target", json=body, headers=headers
+    )
+
+
+async def test_if_match_refuses_to_overwrite_a_change(client: httpx.AsyncClient, key: str) -> None:
+    """An admin read the target (ETag), another changed it meanwhile: the first one's save
+    is a 412 and changes nothing, instead of silently overwriting the other change."""
+    device = await provision(client, key)
+    shown = await client.get(f"/api/admin/v1/devices/{device.uuid}", headers=ADMIN)
+    read_etag = shown.headers["etag"]
+    assert read_etag == shown.json()["targetEtag"] == (await poll(client, device)).headers["etag"]
+
+    theirs = await put_if_match(client, device, target((1, "web", "nginx:1")), read_etag)
+    assert theirs.status_code == 200, theirs.text
+    assert theirs.json()["version"] == 1
+    new_etag = theirs.headers["etag"]
+    assert new_etag == (await poll(client, device)).headers["etag"] != read_etag
+
+    mine = await put_if_match(client, device, target((1, "web", "nginx:2")), read_etag)
+    assert mine.status_code == 412
+    assert mine.json() == {
+        "error": f"the target of device {device.uuid} is at version 1 (ETag {new_etag}), not "
+        "the one If-Match names: it changed since it was read; read it again"
+    }
+    polled = (await poll(client, device)).json()[device.uuid]
+    assert (polled["version"], polled["apps"]["1"]["services"][0]["imageName"]) == (1, "nginx:1")
+
+
+async def test_if_match_forms(client: httpx.AsyncClient, key: str) -> None:
+    device = await provision(client, key)
+    etag = (await poll(client, device)).headers["etag"]
+    body = target((1, "web", "nginx:1"))
+    for refused in (f"W/{etag}", '"7"', "7", '"other"'):
+        assert (await put_if_match(client, device, body, refused)).status_code == 412, refused
+    # The ETag in a list, the version bare or quoted, and * (any target: the device exists).
+    for version, if_match in enumerate([f'"other", {etag}', "1", '"2"', "*"], start=1):
+        body = target((1, "web", f"nginx:{version + 1}"))
+        answer = await put_if_match(client, device, body, if_match)
+        assert answer.status_code == 200, if_match
+        assert answer.json()["version"] == version
+    # Unchanged content with a current If-Match: 200, the same version.
+    same = await put_if_match(client, device, body, "4")
+    assert (same.status_code, same.json()["changed"], same.json()["version"]) == (200, False, 4)
+
+
+async def test_two_saves_with_the_same_if_match_one_wins(
+    client: httpx.AsyncClient, key: str
+) -> None:
+    device = await provision(client, key)
+    answers = await asyncio.gather(
+        *(put_if_match(client, device, target((1, "web", f"nginx:{n}")), "0") for n in range(4))
+    )
+    assert sorted(answer.status_code for answer in answers) == [200, 412, 412, 412]
+    assert (await poll(client, device)).json()[device.uuid]["version"] == 1

@@ -58,6 +58,8 @@ class DeviceDetail(DeviceSummary):
     mqttUsername: str
     provisioningKeyId: int | None
     targetUpdatedAt: str
+    # The ETag polls and If-Match use: "<version>-<hash>".
+    targetEtag: str
     target: dict[str, Any]
     reportedState: dict[str, Any] | None
 
@@ -127,6 +129,7 @@ def device_detail(device: Device, now: datetime, offline_after_s: int) -> Device
         mqttUsername=device.mqtt_username,
         provisioningKeyId=device.provisioning_key_id,
         targetUpdatedAt=isoformat(device.target_updated_at),
+        targetEtag=device.target_etag,
         target=device.target_state,
         reportedState=device.reported_state,
     )

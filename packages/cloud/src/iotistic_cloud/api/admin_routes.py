@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Final, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from iotistic_contracts.provisioning import DeviceUuid
 
 from ..services.keys import NewKey
@@ -27,6 +27,7 @@ from .auth import require_admin
 from .state import cloud_of
 
 MAX_REPORTS_PER_PAGE: Final = 1000
+ETAG_HEADER: Final = {"ETag": {"description": "The target's ETag", "schema": {"type": "string"}}}
 router = APIRouter(prefix="/api/admin/v1", tags=["admin"], dependencies=[Depends(require_admin)])
 
 
@@ -59,19 +60,34 @@ async def list_devices(request: Request) -> list[DeviceSummary]:
     return [device_summary(d, now, offline_after) for d in await cloud.devices.list()]
 
 
-@router.get("/devices/{uuid}")
-async def show_device(uuid: DeviceUuid, request: Request) -> DeviceDetail:
+@router.get("/devices/{uuid}", responses={200: {"headers": ETAG_HEADER}})
+async def show_device(uuid: DeviceUuid, request: Request, response: Response) -> DeviceDetail:
+    """With the target's ETag, for a later ``PUT .../target`` with ``If-Match``."""
     cloud = cloud_of(request)
     device = await cloud.devices.get(uuid)
+    response.headers["ETag"] = device.target_etag
     return device_detail(device, cloud.clock(), cloud.settings.offline_after_s)
 
 
-@router.put("/devices/{uuid}/target")
-async def set_target(uuid: DeviceUuid, request: Request) -> TargetUpdateView:
+@router.put("/devices/{uuid}/target", responses={200: {"headers": ETAG_HEADER}})
+async def set_target(
+    uuid: DeviceUuid,
+    request: Request,
+    response: Response,
+    if_match: Annotated[
+        str | None,
+        Header(
+            alias="If-Match",
+            description="Only if the target is still this one: its ETag or its version (412 "
+            "otherwise).",
+        ),
+    ] = None,
+) -> TargetUpdateView:
     cloud = cloud_of(request)
     require_json(request.headers.get("content-type"))
     target = parse_target(await request.body())
-    update = await cloud.targets.set_target(uuid, target, cloud.clock())
+    update = await cloud.targets.set_target(uuid, target, cloud.clock(), if_match)
+    response.headers["ETag"] = update.etag
     return TargetUpdateView(uuid=uuid, version=update.version, changed=update.changed)
 
 

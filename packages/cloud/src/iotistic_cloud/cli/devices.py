@@ -74,6 +74,7 @@ def show(uuid: UuidArgument, as_json: JsonOption = False) -> None:
             ("agent", view.agentVersion),
             ("mqtt user", view.mqttUsername),
             ("target version", view.targetVersion),
+            ("target etag", view.targetEtag),
             ("last report", view.lastReportSequence),
         ]
     )
@@ -87,13 +88,22 @@ def show(uuid: UuidArgument, as_json: JsonOption = False) -> None:
 def set_target(
     uuid: UuidArgument,
     file: Annotated[str, typer.Argument(help="JSON file with {apps, config}; - for stdin.")],
+    if_match: Annotated[
+        str | None,
+        typer.Option(
+            "--if-match",
+            metavar="VERSION|ETAG",
+            help="Only if the target is still this version (or ETag): a concurrent change "
+            "is not overwritten (exit 1).",
+        ),
+    ] = None,
 ) -> None:
     """Set the device's target state; prints the target version (unchanged if equal)."""
     device_uuid = _uuid(uuid)
     target = parse_target(_read_target(file))
 
     async def action(cloud: Cloud) -> TargetUpdate:
-        return await cloud.targets.set_target(device_uuid, target, cloud.clock())
+        return await cloud.targets.set_target(device_uuid, target, cloud.clock(), if_match)
 
     update = run(action)
     typer.echo(str(update.version))

@@ -15,7 +15,7 @@ from ..db.engine import Database
 from ..db.models import Device
 from ..mqtt.accounts import DeviceAccounts, NoBroker
 from .device_auth import find_device, mark_seen, require_own, seen_is_stale
-from .errors import Conflict, InvalidInput, NotFound
+from .errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from .validation import check_storable
 
 ETAG_HASH_CHARS: Final = 20
@@ -35,6 +35,7 @@ class RenderedTarget:
 class TargetUpdate:
     version: int
     changed: bool
+    etag: str
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,24 @@ def etag_matches(if_none_match: str, etag: str) -> bool:
     return False
 
 
+def if_match_holds(if_match: str, version: int, etag: str) -> bool:
+    """RFC 9110 If-Match, strong comparison: ``*``, or a list of which one entry is the
+    target's ETag or its version number (``3`` or ``"3"``: an ETag here always has a hash
+    part, so a bare number cannot be mistaken for one). A weak tag never matches."""
+    for candidate in if_match.split(","):
+        candidate = candidate.strip()
+        if candidate in ("*", etag) or candidate.strip('"') == str(version):
+            return True
+    return False
+
+
+def target_changed(device_uuid: str, version: int, etag: str) -> PreconditionFailed:
+    return PreconditionFailed(
+        f"the target of device {device_uuid} is at version {version} (ETag {etag}), not the "
+        "one If-Match names: it changed since it was read; read it again"
+    )
+
+
 def parse_target(raw: bytes | str | dict[str, Any]) -> TargetState:
     try:
         return parse_target_state(raw)
@@ -92,24 +111,33 @@ class TargetService:
         self._accounts = accounts if accounts is not None else NoBroker()
 
     async def set_target(
-        self, device_uuid: str, target: TargetState, now: datetime
+        self, device_uuid: str, target: TargetState, now: datetime, if_match: str | None = None
     ) -> TargetUpdate:
         """Store ``target``; the version moves only when the state really changed, and
-        then the device is told on ``agent/<uuid>/update`` (best effort: it polls anyway)."""
-        update = await self._store(device_uuid, target, now)
+        then the device is told on ``agent/<uuid>/update`` (best effort: it polls anyway).
+        With ``if_match`` (an ETag or version, see if_match_holds), only if the stored
+        target is still that one: PreconditionFailed (412) otherwise, nothing changed."""
+        update = await self._store(device_uuid, target, now, if_match)
         if update.changed:
             await self._accounts.target_changed(device_uuid, update.version)
         return update
 
-    async def _store(self, device_uuid: str, target: TargetState, now: datetime) -> TargetUpdate:
+    async def _store(
+        self, device_uuid: str, target: TargetState, now: datetime, if_match: str | None
+    ) -> TargetUpdate:
         new_hash = target.state_hash()
         for _ in range(_SET_ATTEMPTS):
             async with self._db.transaction() as session:
                 device = await session.get(Device, device_uuid)
                 if device is None:
                     raise NotFound(f"device {device_uuid} does not exist")
+                version, etag = device.target_version, device.target_etag
+                # Checked against what the compare-and-set below writes over: a concurrent
+                # change makes it fail, and the next attempt sees that change here.
+                if if_match is not None and not if_match_holds(if_match, version, etag):
+                    raise target_changed(device_uuid, version, etag)
                 if device.target_hash == new_hash:
-                    return TargetUpdate(version=device.target_version, changed=False)
+                    return TargetUpdate(version=version, changed=False, etag=etag)
                 if device.target_version >= MAX_TARGET_VERSION:
                     raise Conflict("target version is at its maximum")
                 rendered = render_target(device_uuid, target, device.target_version + 1)
@@ -122,7 +150,7 @@ class TargetService:
                     .execution_options(synchronize_session=False)
                 )
                 if result.rowcount == 1:  # type: ignore[attr-defined]
-                    return TargetUpdate(version=rendered.version, changed=True)
+                    return TargetUpdate(version=rendered.version, changed=True, etag=rendered.etag)
         raise Conflict("the target changed concurrently too often; try again")
 
     async def poll(self, api_key: str, requested_uuid: str, now: datetime) -> PollResult:
