@@ -36,13 +36,14 @@ def tls_context(ca_pem: str) -> ssl.SSLContext:
 async def test_device_connects_over_tls_and_plain(broker: MosquittoBroker) -> None:
     device = str(uuid.uuid4())
     password = broker.add_device(device)
+    name = device_username(device)
     async with aiomqtt.Client(
-        broker.host, broker.tls_port, username=device_username(device), password=password,
+        broker.host, broker.tls_port, username=name, password=password, identifier=name,
         tls_context=tls_context(broker.ca_cert_pem),
     ) as client:  # fmt: skip
         await client.subscribe(update_topic(device), qos=1)
     async with aiomqtt.Client(
-        broker.host, broker.plain_port, username=device_username(device), password=password
+        broker.host, broker.plain_port, username=name, password=password, identifier=name
     ) as client:
         await client.publish(update_topic(device), b"x", qos=1)
 
@@ -67,8 +68,9 @@ async def test_restart_keeps_ports_and_users(tmp_path: Path) -> None:
         ports = (broker.plain_port, broker.tls_port)
         broker.restart()
         assert (broker.plain_port, broker.tls_port) == ports
+        name = device_username(device)
         async with aiomqtt.Client(
-            broker.host, broker.plain_port, username=device_username(device), password=password
+            broker.host, broker.plain_port, username=name, password=password, identifier=name
         ):
             pass
         assert "mosquitto version" in broker.log()

@@ -140,9 +140,11 @@ def device_tls(device: SimDevice) -> ssl.SSLContext:
 
 
 def mqtt_client(device: SimDevice, **options: Any) -> aiomqtt.Client:
-    """The device's connection, built only from what registration returned."""
+    """The device's connection, built only from what registration returned; its client id
+    is its username, as the agent's (the only one its account may use)."""
     config = device.registration.mqtt.brokerConfig
     options.setdefault("tls_context", device_tls(device) if config.useTls else None)
+    options.setdefault("identifier", device.registration.mqtt.username)
     return aiomqtt.Client(
         config.host,
         config.port,
@@ -502,3 +504,73 @@ async def test_cloud_sets_up_the_broker_defaults(app: FastAPI, broker: Mosquitto
     assert roles == {"admin", "iotistic-cloud"}
     acls = [(a["acltype"], a["topic"], a["allow"]) for a in role["data"]["role"]["acls"]]
     assert acls == [("publishClientSend", "agent/+/update", True)]
+
+
+async def test_a_device_cannot_take_another_devices_client_id(
+    client: httpx.AsyncClient, key: str
+) -> None:
+    """Registration pins each broker account to the device's client id: b, logged in as
+    itself, cannot connect as device_<a's uuid> (which would knock a off the broker), while
+    a keeps its connection and b still connects with its own id."""
+    a, b = await provision(client, key), await provision(client, key)
+    async with mqtt_client(a) as mqtt_a:
+        await mqtt_a.subscribe(f"sensor/{a.uuid}/#", qos=1)
+        with pytest.raises(aiomqtt.MqttError, match=r"[Nn]ot authori[sz]ed"):
+            async with mqtt_client(b, identifier=a.registration.mqtt.username):
+                pass
+        # a was not knocked off: its connection still carries its own messages.
+        await mqtt_a.publish(sensor_topic(a.uuid, "t"), b"still here", qos=1)
+        assert (await next_message(mqtt_a)).payload == b"still here"
+        # Its own login is pinned too: with any other id it gets nowhere.
+        with pytest.raises(aiomqtt.MqttError, match=r"[Nn]ot authori[sz]ed"):
+            async with mqtt_client(a, identifier="a-second-connection"):
+                pass
+    async with mqtt_client(b) as mqtt_b:
+        await mqtt_b.publish(sensor_topic(b.uuid, "t"), b"b is fine", qos=1)
+
+
+def direct_client(
+    broker: MosquittoBroker, device_uuid: str, password: str, identifier: str
+) -> aiomqtt.Client:
+    return aiomqtt.Client(
+        broker.host,
+        broker.plain_port,
+        username=device_username(device_uuid),
+        password=password,
+        identifier=identifier,
+        protocol=aiomqtt.ProtocolVersion.V5,
+        timeout=WAIT_S,
+    )
+
+
+async def test_accounts_of_an_earlier_release_are_pinned_at_connect(
+    tmp_path: Path, sqlite_db: Database
+) -> None:
+    """Device accounts made before the pinning get their client id when the cloud
+    connects; from then on another device cannot use it."""
+    with MosquittoBroker(tmp_path / "broker", cloud_acls=False) as own_broker:
+        old, other = new_uuid(), new_uuid()
+        old_password = own_broker.add_device(old, pinned=False)
+        other_password = own_broker.add_device(other, pinned=False)
+        # Unpinned, other's login may take old's client id: the hole the pinning closes.
+        async with direct_client(own_broker, other, other_password, device_username(old)):
+            pass
+        settings = broker_settings(tmp_path, sqlite_db, own_broker, admin_tls=False)
+        async with running_cloud(settings, sqlite_db):
+            pinned = own_broker.dynsec(
+                [
+                    {"command": "getClient", "username": device_username(uuid)}
+                    for uuid in (old, other)
+                ]
+            )
+            assert [r["data"]["client"].get("clientid") for r in pinned] == [
+                device_username(old),
+                device_username(other),
+            ]
+        with pytest.raises(aiomqtt.MqttError, match=r"[Nn]ot authori[sz]ed"):
+            async with direct_client(own_broker, other, other_password, device_username(old)):
+                pass
+        async with direct_client(own_broker, old, old_password, device_username(old)):
+            pass
+        # Once: the next connect finds nothing to pin.
+        assert own_broker.log().count("| modifyClient |") == 2

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from iotistic_cloud.cli.durations import parse_duration
 from iotistic_cloud.db.availability import DatabaseBusy, OutageLog, unavailable_reason
+from iotistic_cloud.mqtt.link import pin_commands
 from iotistic_cloud.services.report_merge import merge_report
 from iotistic_cloud.services.targets import etag_matches, if_match_holds, make_etag
 from iotistic_cloud.tokens import mqtt_password_hash, mqtt_password_matches, new_token, token_hash
@@ -169,3 +170,17 @@ def test_if_match_names_the_current_target_only(version: int, other: int, state_
         assert not if_match_holds(fails, version, etag), fails
     assert if_match_holds(stale, version, etag) == (other == version)
     assert if_match_holds(str(other), version, etag) == (other == version)
+
+
+def test_device_accounts_without_their_client_id_are_pinned() -> None:
+    clients = [
+        {"username": "device_a", "roles": []},  # made before the pinning
+        {"username": "device_b", "clientid": "device_b"},  # pinned already
+        {"username": "device_c", "clientid": "something-else"},
+        {"username": "iotistic-cloud"},  # not a device: left alone
+        {"username": "dashboard", "clientid": ""},
+    ]
+    assert pin_commands(clients) == [
+        {"command": "modifyClient", "username": "device_a", "clientid": "device_a"},
+        {"command": "modifyClient", "username": "device_c", "clientid": "device_c"},
+    ]

@@ -3,7 +3,9 @@
     with MosquittoBroker(tmp_path) as broker:      # or broker = MosquittoBroker(dir).start()
         broker.host, broker.plain_port, broker.tls_port, broker.ca_cert_pem
         broker.admin_username, broker.admin_password   # the cloud's user, iotistic-cloud
-        password = broker.add_device(device_uuid)      # client device_<uuid>, role device_<uuid>
+        password = broker.add_device(device_uuid)      # client device_<uuid>, role device_<uuid>,
+                                                       # pinned to client id device_<uuid>
+        broker.add_client("svc", password, device_username(device_uuid))  # another login
         broker.restart()                               # same ports, same dynsec state
         broker.log()
 
@@ -303,13 +305,28 @@ class MosquittoBroker:
             raise DynsecError(f"dynamic-security errors: {errors}")
         return responses
 
-    def add_device(self, device_uuid: str, password: str | None = None) -> str:
-        """Create client ``device_<uuid>`` with role ``device_<uuid>`` (``device_acls``);
-        returns its password."""
+    def add_device(
+        self, device_uuid: str, password: str | None = None, *, pinned: bool = True
+    ) -> str:
+        """Create client ``device_<uuid>`` with role ``device_<uuid>`` (``device_acls``) as the
+        cloud does, pinned to client id ``device_<uuid>`` (``pinned=False``: as releases
+        before the pinning made them); returns its password."""
         password = password or secrets.token_urlsafe(24)
         commands = account_commands(device_uuid, password)
+        if not pinned:
+            for command in commands:
+                command.pop("clientid", None)
         self.dynsec(commands)
         return password
+
+    def add_client(self, username: str, password: str, rolename: str) -> None:
+        """A login of its own with an existing role (a service sharing a device's topics)."""
+        self.dynsec(
+            [
+                {"command": "createClient", "username": username, "password": password,
+                 "roles": [{"rolename": rolename}]}
+            ]
+        )  # fmt: skip
 
     def remove_device(self, device_uuid: str) -> None:
         self.dynsec(delete_commands(device_username(device_uuid)))

@@ -184,8 +184,10 @@ async def test_sensor_readings_arrive_and_garbage_does_not_crash(broker: Mosquit
     manager = MqttManager(creds, on_reading=lambda r, m: readings.append((r, m)), backoff=FAST)
     async with running(manager):
         await connected(manager)
-        # A local service on the device, with the device's login and its own client id.
-        async with client(broker, creds.username, creds.password, identifier="sensor-svc") as svc:
+        # A local service on the device with a login of its own (a device's login is pinned
+        # to the device's client id) and the device's role.
+        broker.add_client("sensor-svc", "svc-password", creds.username)
+        async with client(broker, "sensor-svc", "svc-password", identifier="sensor-svc") as svc:
             topic = sensor_topic(creds.uuid, "temperature")
             await svc.publish(topic, json.dumps(READING), qos=1)
             for garbage in (b"\x00\xff", b"{}", b'{"value": "hot"}'):

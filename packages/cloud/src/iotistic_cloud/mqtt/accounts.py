@@ -47,7 +47,9 @@ def delete_commands(name: str) -> list[dict[str, Any]]:
 
 
 def account_commands(device_uuid: str, password: str) -> list[dict[str, Any]]:
-    """Create client ``device_<uuid>`` with its own role ``device_<uuid>`` (``device_acls``)."""
+    """Create client ``device_<uuid>`` with its own role ``device_<uuid>`` (``device_acls``),
+    pinned to the client id ``device_<uuid>``: no other login can take that id (and so
+    knock the device off the broker), and this login can use no other."""
     name = device_username(device_uuid)
     commands: list[dict[str, Any]] = [{"command": "createRole", "rolename": name}]
     commands += [
@@ -56,7 +58,7 @@ def account_commands(device_uuid: str, password: str) -> list[dict[str, Any]]:
         for acltype, topic in device_acls(device_uuid)
     ]  # fmt: skip
     commands.append(
-        {"command": "createClient", "username": name, "password": password,
+        {"command": "createClient", "username": name, "password": password, "clientid": name,
          "roles": [{"rolename": name}]}
     )  # fmt: skip
     return commands

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import aiomqtt
-from iotistic_contracts.mqtt import STATE_TOPIC_FILTER, update_topic
+from iotistic_contracts.mqtt import STATE_TOPIC_FILTER, device_username, update_topic
 
 from ..settings import MqttAdmin
 
@@ -37,11 +37,13 @@ REQUEST_TIMEOUT_S: Final = 5.0
 MIN_BACKOFF_S: Final = 0.2
 MAX_BACKOFF_S: Final = 30.0
 STATE_QUEUE_SIZE: Final = 1000
+PIN_BATCH: Final = 100
 # The role the cloud gives itself besides the admin role of ``mosquitto_ctrl dynsec init``
 # (which may use $CONTROL and receive everything, but publish nothing else).
 CLOUD_ROLE: Final = "iotistic-cloud"
 
 StateHandler = Callable[[str, bytes], Awaitable[None]]
+DEVICE_USERNAME_PREFIX: Final = device_username("")
 
 
 class BrokerUnavailable(Exception):
@@ -90,6 +92,17 @@ def own_role_commands(
             {"command": "addClientRole", "username": cloud_username, "rolename": CLOUD_ROLE}
         )
     return commands
+
+
+def pin_commands(clients: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``modifyClient`` for each device account (``listClients`` with verbose) that is not
+    pinned to its own client id: accounts made before the cloud pinned them."""
+    return [
+        {"command": "modifyClient", "username": username, "clientid": username}
+        for client in clients
+        if (username := str(client.get("username", ""))).startswith(DEVICE_USERNAME_PREFIX)
+        and client.get("clientid") != username
+    ]
 
 
 class SetupChanged(Exception):
@@ -204,20 +217,23 @@ class MqttLink:
                 future.set_exception(BrokerUnavailable("connection to the broker lost"))
 
     async def _setup(self, client: aiomqtt.Client) -> None:
-        """Deny by default, and the cloud's right to publish update triggers. Changing its
-        own roles makes the broker disconnect the cloud (Mosquitto kicks a client whose roles
-        change), so those commands are sent only when something is missing, without waiting
-        for an answer, and the link connects again."""
-        default, own, role = await self._request(
+        """Deny by default, device accounts pinned to their client ids, and the cloud's right
+        to publish update triggers. Changing its own roles makes the broker disconnect the
+        cloud (Mosquitto kicks a client whose roles change), so those commands are sent only
+        when something is missing, without waiting for an answer, and the link connects
+        again."""
+        default, own, role, clients = await self._request(
             client,
             [
                 default_acl_command(),
                 {"command": "getClient", "username": self.admin.username},
                 {"command": "getRole", "rolename": CLOUD_ROLE},
+                {"command": "listClients", "verbose": True},
             ],
         )
         if default.get("error"):
             log.warning("MQTT broker setup: setDefaultACLAccess: %s", default["error"])
+        await self._pin_devices(client, clients)
         if own.get("error"):
             log.warning("MQTT broker setup: getClient %s: %s", self.admin.username, own["error"])
             return
@@ -230,6 +246,26 @@ class MqttLink:
             self._setup_changed = ", ".join(command["command"] for command in missing)
             await client.publish(CONTROL_TOPIC, json.dumps({"commands": missing}), qos=1)
             raise SetupChanged(self._setup_changed)
+
+    async def _pin_devices(self, client: aiomqtt.Client, listed: dict[str, Any]) -> None:
+        """Pin device accounts of an earlier release to their client ids. The broker
+        disconnects each such device once (its account changed); it connects again with its
+        own id, which is the only one it may use from then on."""
+        if listed.get("error"):
+            log.warning("MQTT broker setup: listClients: %s", listed["error"])
+            return
+        commands = pin_commands(listed.get("data", {}).get("clients", []))
+        failed: list[str] = []
+        # In batches: Mosquitto 2.0 saves its whole file after each command, so one large
+        # request could outlast the request timeout. What is left is done at the next connect.
+        for start in range(0, len(commands), PIN_BATCH):
+            responses = await self._request(client, commands[start : start + PIN_BATCH])
+            failed += [str(r["error"]) for r in responses if r.get("error")]
+        if commands:
+            pinned = len(commands) - len(failed)
+            log.info("MQTT broker setup: %d device accounts pinned to their client ids", pinned)
+        if failed:
+            log.warning("MQTT broker setup: %d not pinned: %s", len(failed), failed[0])
 
     async def _read(self, client: aiomqtt.Client, queue: asyncio.Queue[tuple[str, bytes]]) -> None:
         async for message in client.messages:
