@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
 import pytest
 from iotistic_cloud.admin_token import admin_token, token_file
-from iotistic_cloud.settings import Settings, SettingsError
+from iotistic_cloud.settings import CloudEnvironment, Settings, SettingsError
+
+from tests.support.cloud_process import CloudProcess
 
 
 def test_defaults(tmp_path: Path) -> None:
@@ -50,6 +53,12 @@ def test_database_urls_map_to_async_drivers(given: str, expected: str) -> None:
         ({"CLOUD_PUBLIC_URL": "ftp://x"}, "CLOUD_PUBLIC_URL must be an http"),
         ({"DEVICE_OFFLINE_AFTER_S": "soon"}, "DEVICE_OFFLINE_AFTER_S must be a whole number"),
         ({"KEY_EXCHANGE_TTL_S": "0"}, "KEY_EXCHANGE_TTL_S must be between 1 and"),
+        ({"DATABASE_POOL_SIZE": "0"}, "DATABASE_POOL_SIZE must be between 1 and 1000, got 0"),
+        (
+            {"DATABASE_WAIT_TIMEOUT_S": "1.5s"},
+            "DATABASE_WAIT_TIMEOUT_S must be a whole number of seconds, got '1.5s'",
+        ),
+        ({"MQTT_VERIFY_CERTIFICATE": "perhaps"}, "MQTT_VERIFY_CERTIFICATE must be true or false"),
     ],
 )
 def test_invalid_settings_name_the_variable(env: dict[str, str], message: str) -> None:
@@ -110,3 +119,43 @@ def test_an_unwritable_data_dir_asks_for_admin_token(tmp_path: Path) -> None:
     settings = Settings.from_env({"CLOUD_DATA_DIR": str(blocker / "cloud")})
     with pytest.raises(SettingsError, match="set ADMIN_TOKEN or make CLOUD_DATA_DIR writable"):
         admin_token(settings)
+
+
+def test_postgresql_without_its_extra_is_a_clear_error(tmp_path: Path) -> None:
+    """The driver (asyncpg) is the iotistic-cloud[postgres] extra. Without it installed
+    (here: hidden by a package of the same name that cannot be imported, ahead on the path),
+    every command says what to install instead of failing on an import deep down."""
+    hidden = tmp_path / "hide" / "asyncpg"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ModuleNotFoundError('asyncpg')\n")
+    cli = CloudProcess(
+        tmp_path / "cloud",
+        database_url="postgresql://cloud:p4ssw0rd@127.0.0.1:1/cloud",
+        PYTHONPATH=str(hidden.parent),
+    )
+    for args in (["devices", "list"], ["serve"]):
+        result = cli.cli(*args)
+        assert (result.returncode, result.stdout) == (2, ""), result
+        assert result.stderr == (
+            "error: DATABASE_URL names a PostgreSQL database, but its driver (asyncpg) is not "
+            "installed: install iotistic-cloud[postgres] "
+            "(pip install 'iotistic-cloud[postgres]')\n"
+        )
+    # SQLite needs nothing more.
+    sqlite = CloudProcess(tmp_path / "sqlite", PYTHONPATH=str(hidden.parent))
+    assert sqlite.cli("devices", "list").returncode == 0
+
+
+def test_the_docs_list_every_variable() -> None:
+    """docs/cloud.md's settings table names exactly the variables the model reads."""
+    docs = (Path(__file__).parents[2] / "docs" / "cloud.md").read_text()
+    table = docs.split("### Settings", 1)[1].split("\n\n", 2)[1]
+    documented = set(re.findall(r"^\| `([A-Z_]+)` \|", table, flags=re.MULTILINE))
+    assert documented == set(CloudEnvironment.model_fields)
+
+
+def test_empty_values_count_as_unset(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {"DEVICE_OFFLINE_AFTER_S": "", "ADMIN_TOKEN": " ", "MQTT_PASSWORD": ""}, cwd=tmp_path
+    )
+    assert (settings.offline_after_s, settings.admin_token, settings.mqtt_admin) == (60, None, None)

@@ -102,6 +102,7 @@ class CloudProcess:
 
     def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         """``iotistic-cloud <args>`` against the same database; never raises on failure."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         return subprocess.run(
             [str(CLOUD), *args],
             env=self.env,

@@ -1,7 +1,14 @@
-"""Settings from the environment, checked once at start-up with messages naming the variable."""
+"""Settings from the environment, checked once at start-up with messages naming the variable.
+
+``CloudEnvironment`` is the pydantic model of the variables (names, types, defaults, bounds,
+URL syntax); ``Settings`` is what the cloud runs with, resolved from it (paths made
+absolute, database URLs mapped to their async drivers, CA files read). Every problem is a
+``SettingsError`` naming the variable; a secret's value is never part of a message.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -10,6 +17,15 @@ from typing import Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from iotistic_contracts.mqtt import CLOUD_MQTT_USERNAME
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 DEFAULT_DATA_DIR: Final = Path("data/cloud")
 DEFAULT_MQTT_BROKER_URL: Final = "mqtt://127.0.0.1:1883"
@@ -23,14 +39,99 @@ DEFAULT_DATABASE_POOL_SIZE: Final = 20
 # How long a request waits for a pooled connection (PostgreSQL) or the write lock (SQLite)
 # before it is answered 503: under overload a short wait sheds load instead of queueing it.
 DEFAULT_DATABASE_WAIT_TIMEOUT_S: Final = 5
-_MQTT_DEFAULT_PORTS: Final = {"mqtt": 1883, "mqtts": 8883}
 DEFAULT_MQTT_USERNAME: Final = CLOUD_MQTT_USERNAME
-_TRUE: Final = frozenset({"1", "true", "yes", "on"})
-_FALSE: Final = frozenset({"0", "false", "no", "off"})
+POSTGRES_EXTRA: Final = "iotistic-cloud[postgres]"
+_MQTT_DEFAULT_PORTS: Final = {"mqtt": 1883, "mqtts": 8883}
 
 
 class SettingsError(ValueError):
     """A setting is missing or invalid; the message names the variable, never a secret."""
+
+
+class CloudEnvironment(BaseModel):
+    """The cloud's environment variables, by name. An empty value counts as unset."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
+
+    DATABASE_URL: str | None = None
+    CLOUD_DATA_DIR: Path = DEFAULT_DATA_DIR
+    ADMIN_TOKEN: SecretStr | None = Field(default=None, min_length=MIN_ADMIN_TOKEN_CHARS)
+    CLOUD_PUBLIC_URL: str | None = None
+    MQTT_BROKER_URL: str = DEFAULT_MQTT_BROKER_URL
+    MQTT_CA_CERT_FILE: str | None = None
+    MQTT_VERIFY_CERTIFICATE: bool = True
+    # Set, it turns broker management on.
+    MQTT_PASSWORD: SecretStr | None = None
+    MQTT_USERNAME: str = DEFAULT_MQTT_USERNAME
+    MQTT_ADMIN_URL: str | None = None
+    MQTT_ADMIN_CA_CERT_FILE: str | None = None
+    DEVICE_OFFLINE_AFTER_S: int = Field(default=DEFAULT_OFFLINE_AFTER_S, ge=1, le=MAX_SECONDS)
+    KEY_EXCHANGE_TTL_S: int = Field(default=DEFAULT_KEY_EXCHANGE_TTL_S, ge=1, le=MAX_SECONDS)
+    LOG_RETENTION_DAYS: int = Field(default=DEFAULT_LOG_RETENTION_DAYS, ge=1, le=3650)
+    LOG_MAX_RECORDS_PER_DEVICE: int = Field(
+        default=DEFAULT_LOG_MAX_RECORDS_PER_DEVICE, ge=1, le=10**9
+    )
+    DATABASE_POOL_SIZE: int = Field(default=DEFAULT_DATABASE_POOL_SIZE, ge=1, le=1000)
+    DATABASE_WAIT_TIMEOUT_S: int = Field(default=DEFAULT_DATABASE_WAIT_TIMEOUT_S, ge=1, le=300)
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        return None if value is None else database_url(value)
+
+    @field_validator("CLOUD_PUBLIC_URL")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("CLOUD_PUBLIC_URL must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("MQTT_BROKER_URL", "MQTT_ADMIN_URL")
+    @classmethod
+    def _mqtt_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            mqtt_url(value, str(info.field_name))
+        return value
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> CloudEnvironment:
+        given = {
+            name: value
+            for name, value in env.items()
+            if name in cls.model_fields and value.strip() != ""
+        }
+        try:
+            return cls.model_validate(given)
+        except ValidationError as exc:
+            raise _named(exc, given) from None
+
+
+def _named(exc: ValidationError, given: Mapping[str, str]) -> SettingsError:
+    """The first problem as one sentence naming its variable (the input only where it
+    cannot be a secret: numbers and booleans)."""
+    error = exc.errors(include_url=False, include_input=False)[0]
+    name = str(error["loc"][0])
+    kind, context = error["type"], error.get("ctx", {})
+    unit = " seconds" if name.endswith("_S") else ""
+    if kind == "value_error":
+        return SettingsError(str(context["error"]))
+    if kind == "int_parsing":
+        what = "a whole number of seconds" if unit else "a whole number"
+        return SettingsError(f"{name} must be {what}, got {given[name]!r}")
+    if kind in ("greater_than_equal", "less_than_equal"):
+        bounds = {type(m).__name__: m for m in CloudEnvironment.model_fields[name].metadata}
+        low, high = bounds["Ge"].ge, bounds["Le"].le
+        return SettingsError(
+            f"{name} must be between {low} and {high}{unit}, got {given[name].strip()}"
+        )
+    if kind == "bool_parsing":
+        return SettingsError(f"{name} must be true or false, got {given[name]!r}")
+    if kind == "too_short":
+        return SettingsError(f"{name} must be at least {context['min_length']} characters")
+    return SettingsError(f"{name}: {error['msg']}")
 
 
 @dataclass(frozen=True)
@@ -85,47 +186,39 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
-        env = os.environ if env is None else env
-        base = Path.cwd() if cwd is None else cwd
-        data_dir = base / Path(env.get("CLOUD_DATA_DIR") or DEFAULT_DATA_DIR)
-        raw_url = env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'cloud.sqlite'}"
-        admin_token = env.get("ADMIN_TOKEN") or None
-        if admin_token is not None and len(admin_token) < MIN_ADMIN_TOKEN_CHARS:
-            raise SettingsError(f"ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN_CHARS} characters")
+        variables = CloudEnvironment.from_env(os.environ if env is None else env)
+        return cls.resolve(variables, Path.cwd() if cwd is None else cwd)
+
+    @classmethod
+    def resolve(cls, env: CloudEnvironment, cwd: Path) -> Settings:
+        """What the cloud runs with: relative paths from ``cwd``, CA files read, defaults
+        that depend on other variables filled in."""
+        data_dir = cwd / env.CLOUD_DATA_DIR
+        url = env.DATABASE_URL or database_url(f"sqlite:///{data_dir / 'cloud.sqlite'}")
         return cls(
-            database_url=database_url(raw_url),
+            database_url=url,
             data_dir=data_dir.resolve(),
-            admin_token=admin_token,
-            public_url=_public_url(env.get("CLOUD_PUBLIC_URL") or None),
+            admin_token=None if env.ADMIN_TOKEN is None else env.ADMIN_TOKEN.get_secret_value(),
+            public_url=env.CLOUD_PUBLIC_URL,
             mqtt=mqtt_broker(
-                env.get("MQTT_BROKER_URL") or DEFAULT_MQTT_BROKER_URL,
-                env.get("MQTT_CA_CERT_FILE") or None,
-                verify_certificate=_bool(env, "MQTT_VERIFY_CERTIFICATE", True),
+                env.MQTT_BROKER_URL,
+                env.MQTT_CA_CERT_FILE,
+                verify_certificate=env.MQTT_VERIFY_CERTIFICATE,
             ),
-            offline_after_s=_bounded_int(
-                env, "DEVICE_OFFLINE_AFTER_S", DEFAULT_OFFLINE_AFTER_S, MAX_SECONDS, "seconds"
-            ),
-            key_exchange_ttl_s=_bounded_int(
-                env, "KEY_EXCHANGE_TTL_S", DEFAULT_KEY_EXCHANGE_TTL_S, MAX_SECONDS, "seconds"
-            ),
-            mqtt_admin=mqtt_admin_from_env(env),
-            log_retention_days=_bounded_int(
-                env, "LOG_RETENTION_DAYS", DEFAULT_LOG_RETENTION_DAYS, 3650
-            ),
-            log_max_records_per_device=_bounded_int(
-                env, "LOG_MAX_RECORDS_PER_DEVICE", DEFAULT_LOG_MAX_RECORDS_PER_DEVICE, 10**9
-            ),
-            database_pool_size=_bounded_int(
-                env, "DATABASE_POOL_SIZE", DEFAULT_DATABASE_POOL_SIZE, 1000
-            ),
-            database_wait_timeout_s=_bounded_int(
-                env, "DATABASE_WAIT_TIMEOUT_S", DEFAULT_DATABASE_WAIT_TIMEOUT_S, 300, "seconds"
-            ),
+            offline_after_s=env.DEVICE_OFFLINE_AFTER_S,
+            key_exchange_ttl_s=env.KEY_EXCHANGE_TTL_S,
+            mqtt_admin=_mqtt_admin(env),
+            log_retention_days=env.LOG_RETENTION_DAYS,
+            log_max_records_per_device=env.LOG_MAX_RECORDS_PER_DEVICE,
+            database_pool_size=env.DATABASE_POOL_SIZE,
+            database_wait_timeout_s=env.DATABASE_WAIT_TIMEOUT_S,
         )
 
 
 def database_url(url: str) -> str:
-    """Map ``sqlite://`` and ``postgresql://`` to their async drivers (aiosqlite, asyncpg)."""
+    """Map ``sqlite://`` and ``postgresql://`` to their async drivers (aiosqlite, asyncpg).
+
+    PostgreSQL's driver is the ``postgres`` extra: without it this says so."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         raise SettingsError("DATABASE_URL must look like sqlite:///path or postgresql://host/db")
@@ -136,10 +229,21 @@ def database_url(url: str) -> str:
             raise SettingsError("DATABASE_URL: an in-memory SQLite database is not supported")
         return f"sqlite+aiosqlite://{rest}"
     if scheme in ("postgresql", "postgres", "postgresql+asyncpg"):
+        _require_asyncpg()
         return _asyncpg_query(f"postgresql+asyncpg://{rest}")
     raise SettingsError(
         f"DATABASE_URL: unsupported scheme {scheme!r} (use sqlite:// or postgresql://)"
     )
+
+
+def _require_asyncpg() -> None:
+    try:
+        importlib.import_module("asyncpg")
+    except ImportError:
+        raise SettingsError(
+            "DATABASE_URL names a PostgreSQL database, but its driver (asyncpg) is not "
+            f"installed: install {POSTGRES_EXTRA} (pip install '{POSTGRES_EXTRA}')"
+        ) from None
 
 
 def _asyncpg_query(url: str) -> str:
@@ -149,7 +253,8 @@ def _asyncpg_query(url: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def _mqtt_url(url: str, variable: str) -> tuple[str, str, int]:
+def mqtt_url(url: str, variable: str) -> tuple[str, str, int]:
+    """(protocol, host, port) of an ``mqtt://`` or ``mqtts://`` URL."""
     parts = urlsplit(url)
     protocol = parts.scheme.lower()
     if protocol not in _MQTT_DEFAULT_PORTS:
@@ -176,7 +281,7 @@ def _read_pem(path: str, variable: str) -> str:
 def mqtt_broker(
     url: str, ca_cert_file: str | None, *, verify_certificate: bool = True
 ) -> MqttBroker:
-    protocol, host, port = _mqtt_url(url, "MQTT_BROKER_URL")
+    protocol, host, port = mqtt_url(url, "MQTT_BROKER_URL")
     ca_cert = None if ca_cert_file is None else _read_pem(ca_cert_file, "MQTT_CA_CERT_FILE")
     return MqttBroker(
         url=f"{protocol}://{_url_host(host)}:{port}",
@@ -194,7 +299,7 @@ def mqtt_admin(
     username: str = DEFAULT_MQTT_USERNAME,
     ca_cert_file: str | None = None,
 ) -> MqttAdmin:
-    protocol, host, port = _mqtt_url(url, "MQTT_ADMIN_URL")
+    protocol, host, port = mqtt_url(url, "MQTT_ADMIN_URL")
     if ca_cert_file is not None:
         _read_pem(ca_cert_file, "MQTT_ADMIN_CA_CERT_FILE")
     return MqttAdmin(
@@ -208,59 +313,19 @@ def mqtt_admin(
     )
 
 
-def mqtt_admin_from_env(env: Mapping[str, str]) -> MqttAdmin | None:
+def _mqtt_admin(env: CloudEnvironment) -> MqttAdmin | None:
     """Broker management is on when MQTT_PASSWORD is set. The cloud connects to
     MQTT_ADMIN_URL (default: MQTT_BROKER_URL); for mqtts it trusts MQTT_ADMIN_CA_CERT_FILE,
     else MQTT_CA_CERT_FILE, else the system's CAs, and always verifies the certificate."""
-    password = env.get("MQTT_PASSWORD") or None
-    if password is None:
+    if env.MQTT_PASSWORD is None:
         return None
-    url = env.get("MQTT_ADMIN_URL") or env.get("MQTT_BROKER_URL") or DEFAULT_MQTT_BROKER_URL
-    ca_file = env.get("MQTT_ADMIN_CA_CERT_FILE") or env.get("MQTT_CA_CERT_FILE") or None
     return mqtt_admin(
-        url,
-        password,
-        username=env.get("MQTT_USERNAME") or DEFAULT_MQTT_USERNAME,
-        ca_cert_file=ca_file,
+        env.MQTT_ADMIN_URL or env.MQTT_BROKER_URL,
+        env.MQTT_PASSWORD.get_secret_value(),
+        username=env.MQTT_USERNAME,
+        ca_cert_file=env.MQTT_ADMIN_CA_CERT_FILE or env.MQTT_CA_CERT_FILE,
     )
-
-
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = (env.get(name) or "").strip().lower()
-    if raw == "":
-        return default
-    if raw in _TRUE:
-        return True
-    if raw in _FALSE:
-        return False
-    raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
 
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
-
-
-def _public_url(value: str | None) -> str | None:
-    if value is None:
-        return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise SettingsError("CLOUD_PUBLIC_URL must be an http:// or https:// URL")
-    return value.rstrip("/")
-
-
-def _bounded_int(
-    env: Mapping[str, str], name: str, default: int, maximum: int, unit: str = ""
-) -> int:
-    """A whole number from 1 to ``maximum`` (in ``unit``, named in the messages)."""
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    suffix = f" {unit}" if unit else ""
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise SettingsError(f"{name} must be a whole number{suffix}, got {raw!r}") from None
-    if not 1 <= value <= maximum:
-        raise SettingsError(f"{name} must be between 1 and {maximum}{suffix}, got {value}")
-    return value
