@@ -80,6 +80,13 @@ private_engine() {
         ip addr add "172.31.$index.1/24" dev "$bridge"
         ip link set "$bridge" up
     fi
+    # Without iptables the engine adds no FORWARD rules, and the FORWARD DROP policy the
+    # machine's engine sets would drop traffic between this engine's containers.
+    local net
+    for net in "10.$((100 + index)).0.0/16" "172.31.$index.0/24"; do
+        iptables -C FORWARD -s "$net" -d "$net" -j ACCEPT 2>/dev/null ||
+            iptables -I FORWARD -s "$net" -d "$net" -j ACCEPT
+    done
     # --bridge: dockerd deletes a docker0 it did not create when told --bridge none, so a
     # second engine gets a bridge of its own instead.
     start_engine "unix://$run/docker.sock" "$run/dockerd.pid" "$root/dockerd.log" \
