@@ -201,7 +201,7 @@ def test_removing_an_app_from_the_target_removes_its_containers_network_and_volu
     wait_for(lambda: not leftovers(), 30, 0.2, "network or volume left behind")
 
 
-@pytest.mark.parametrize("restart", ["no", "always"])
+@pytest.mark.parametrize("restart", ["no", "always", "on-failure"])
 def test_a_crashing_service_reports_crash_loop_backoff_with_retry_fields(
     agent: AgentProcess, images: ImageSet, restart: str
 ) -> None:

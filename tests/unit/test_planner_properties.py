@@ -16,10 +16,11 @@ from iotistic_agent.orchestrator.model import (
     Mount,
     PlanContext,
     PortBinding,
+    finished_job,
 )
 from iotistic_agent.orchestrator.planner import plan
 from iotistic_agent.orchestrator.steps import Kill
-from planner_support import app, converge, service
+from planner_support import AgentMemory, app, converge, service
 
 IMAGES = ["reg/img:v1", "reg/img:v2", "reg/other:v1"]
 STRATEGIES = ["download-then-kill", "kill-then-download", "delete-then-download", "hand-over"]
@@ -68,6 +69,7 @@ def targets(draw: st.DrawFn) -> dict[int, AppSpec]:
 def drift(draw: st.DrawFn) -> list[tuple[str, int]]:
     """Random damage done behind the agent's back: (kind, index into containers)."""
     kinds = ["remove", "stop", "pause", "unpause", "foreign-copy", "drop-image", "drop-network"]
+    kinds += ["finish", "disconnect", "connect-other"]
     return draw(st.lists(st.tuples(st.sampled_from(kinds), st.integers(0, 20)), max_size=6))
 
 
@@ -92,6 +94,15 @@ async def damage(engine: MemoryEngine, changes: list[tuple[str, int]]) -> None:
             del engine.containers[cid]
         elif kind == "stop":
             engine.containers[cid] = replace(c, status="exited", exit_code=137)
+        elif kind == "finish" and c.status == "running":
+            # Exited 0 by itself: a finished job under restart "no"/"on-failure".
+            engine.containers[cid] = replace(c, status="exited", exit_code=0)
+        elif kind == "disconnect" and c.networks:
+            gone = c.networks[index % len(c.networks)]
+            engine.containers[cid] = replace(c, networks=tuple(n for n in c.networks if n != gone))
+        elif kind == "connect-other" and engine.networks:
+            other = sorted(engine.networks)[index % len(engine.networks)]
+            engine.containers[cid] = replace(c, networks=tuple(sorted({*c.networks, other})))
         elif kind == "pause" and c.status == "running":
             engine.containers[cid] = replace(c, status="paused")
         elif kind == "unpause" and c.status == "paused":
@@ -100,7 +111,7 @@ async def damage(engine: MemoryEngine, changes: list[tuple[str, int]]) -> None:
             engine.containers[cid + "x"] = replace(c, id=cid + "x", name=c.name + "-copy")
 
 
-def assert_converged(engine: MemoryEngine, target: dict[int, AppSpec]) -> None:
+def assert_converged(engine: MemoryEngine, target: dict[int, AppSpec], memory: AgentMemory) -> None:
     wanted_keys = set()
     for a in target.values():
         for s in a.services:
@@ -113,7 +124,10 @@ def assert_converged(engine: MemoryEngine, target: dict[int, AppSpec]) -> None:
             assert len(mine) == 1, (s.key, mine)
             (c,) = mine
             assert c.config_hash == s.config_hash
+            if finished_job(s, c, frozenset(memory.stopped)):
+                continue  # its job is done: left exited, not restarted
             assert c.status == ("paused" if s.state == "paused" else "running")
+            assert set(c.networks) & set(engine.networks) == set(s.network_names)
             assert (c.restart, c.memory_bytes) == (s.restart, s.memory_bytes)
         assert set(a.networks) <= set(engine.networks)
         assert set(a.volumes) <= set(engine.volumes)
@@ -138,14 +152,15 @@ def test_any_state_converges_to_the_target_in_bounded_passes(
 ) -> None:
     async def scenario() -> None:
         engine = MemoryEngine(registry=set(IMAGES))
-        await converge(engine, previous, MAX_PASSES)
+        memory = AgentMemory()
+        await converge(engine, previous, MAX_PASSES, memory)
         await damage(engine, changes)
-        batches = await converge(engine, target, MAX_PASSES)
+        batches = await converge(engine, target, MAX_PASSES, memory)
         assert len(batches) <= MAX_PASSES
-        assert_converged(engine, target)
+        assert_converged(engine, target, memory)
         # Converged means nothing more to do, and planning is a pure function of its inputs.
         snap = await engine.snapshot()
-        ctx = PlanContext(now=engine.clock)
+        ctx = memory.context(engine.clock)
         assert plan(snap, target, ctx) == []
         assert plan(snap, target, ctx) == plan(snap, target, ctx)
 

@@ -11,7 +11,7 @@ from iotistic_agent.orchestrator.model import AppSpec, ContainerInfo, EngineSnap
 from iotistic_agent.orchestrator.planner import plan
 from iotistic_agent.orchestrator.steps import Kill, Noop, Step, Stop
 from iotistic_agent.orchestrator.stop_order import dependencies
-from planner_support import app, apply_batch, converge, service
+from planner_support import AgentMemory, app, apply_batch, converge, service
 from test_planner_properties import IMAGES, MAX_PASSES, targets
 
 
@@ -112,16 +112,16 @@ def test_no_batch_stops_a_service_together_with_a_service_that_depends_on_it(
 ) -> None:
     async def scenario() -> None:
         engine = MemoryEngine(registry=set(IMAGES))
-        await converge(engine, previous, MAX_PASSES)
-        locks: set[int] = set()
+        memory = AgentMemory()
+        await converge(engine, previous, MAX_PASSES, memory)
         for _ in range(MAX_PASSES):
             snapshot = await engine.snapshot()
-            steps = plan(snapshot, target, PlanContext(now=engine.clock, locks=frozenset(locks)))
+            steps = plan(snapshot, target, memory.context(engine.clock))
             if not steps:
                 return
             # Targets are acyclic (validation refuses cycles), so nothing is ever released.
             assert _violations(steps, snapshot, target) == []
-            await apply_batch(engine, steps, locks)
+            await apply_batch(engine, steps, memory)
         raise AssertionError("no convergence")
 
     asyncio.run(scenario())

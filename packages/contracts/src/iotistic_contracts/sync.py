@@ -64,6 +64,7 @@ class ServiceReport(_Wire):
     containerId: Annotated[str, Field(max_length=128)] | None = None
     image: Annotated[str, Field(max_length=1024)]
     restartCount: Annotated[int, Field(ge=0)] = 0
+    exitCode: int | None = None  # while the container is down (a finished job shows 0)
     error: ServiceError | None = None
 
 

@@ -343,13 +343,32 @@ class DockerEngine:
 
     async def _connect_networks(self, container_id: str, spec: ServiceSpec, skip: set[str]) -> None:
         # API 1.41 takes a single endpoint at create time: the others join before the start.
-        for network, aliases in spec.networks:
-            if network in skip:
-                continue
-            handle = await self._docker().networks.get(network)
-            await handle.connect(
-                {"Container": container_id, "EndpointConfig": endpoint_config(spec, aliases)}
-            )
+        for network in spec.network_names:
+            if network not in skip:
+                await self._join(container_id, spec, network)
+
+    async def _join(self, container_id: str, spec: ServiceSpec, network: str) -> None:
+        """Attach with the service's aliases there; attached already is fine."""
+        aliases = dict(spec.networks).get(network, ())
+        body = {"Container": container_id, "EndpointConfig": endpoint_config(spec, aliases)}
+        try:
+            await (await self._docker().networks.get(network)).connect(body)
+        except DockerError as err:
+            if "already exists in network" not in err.message:
+                raise
+
+    async def connect_network(self, container_id: str, spec: ServiceSpec, network: str) -> None:
+        async with self._errors(f"connecting container {container_id[:12]} to {network}"):
+            await self._join(container_id, spec, network)
+
+    async def disconnect_network(self, container_id: str, network: str) -> None:
+        async with self._errors(f"disconnecting container {container_id[:12]} from {network}"):
+            try:
+                handle = await self._docker().networks.get(network)
+                await handle.disconnect({"Container": container_id, "Force": False})
+            except DockerError as err:
+                if not (_is_not_found(err) or "is not connected to" in err.message):
+                    raise
 
     async def _resolve_network_mode(self, spec: ServiceSpec) -> str | None:
         mode = spec.network_mode

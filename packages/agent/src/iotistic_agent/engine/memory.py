@@ -89,6 +89,10 @@ class MemoryEngine:
                 depends_on=spec.depends_on,
             )
             self.log.append(f"create {spec.service_name} {spec.image}")
+        # Like Docker's adapter: networks it was disconnected from are joined before the start.
+        existing = replace(
+            existing, networks=tuple(sorted({*existing.networks, *spec.network_names}))
+        )
         self.containers[existing.id] = existing
         if spec.image in self.unstartable:
             raise StartError(f"cannot start {spec.service_name}")
@@ -129,6 +133,20 @@ class MemoryEngine:
             nano_cpus=spec.nano_cpus,
             memory_bytes=spec.memory_bytes,
             memory_reservation_bytes=spec.memory_reservation_bytes,
+        )
+
+    async def connect_network(self, container_id: str, spec: ServiceSpec, network: str) -> None:
+        if network not in self.networks:
+            raise EngineError(f"network {network} not found")
+        c = self.containers[container_id]
+        self.log.append(f"connect {c.service_name} {network}")
+        self.containers[container_id] = replace(c, networks=tuple(sorted({*c.networks, network})))
+
+    async def disconnect_network(self, container_id: str, network: str) -> None:
+        c = self.containers[container_id]
+        self.log.append(f"disconnect {c.service_name} {network}")
+        self.containers[container_id] = replace(
+            c, networks=tuple(n for n in c.networks if n != network)
         )
 
     async def container_logs(

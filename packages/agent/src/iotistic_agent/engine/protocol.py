@@ -73,6 +73,15 @@ class Engine(Protocol):
 
     async def update_container(self, container_id: str, spec: ServiceSpec) -> None: ...
 
+    async def connect_network(self, container_id: str, spec: ServiceSpec, network: str) -> None:
+        """Attach the container to one of the service's networks, with the service's aliases
+        there; attached already is not an error."""
+        ...
+
+    async def disconnect_network(self, container_id: str, network: str) -> None:
+        """Detach the container from a network; not attached is not an error."""
+        ...
+
     def container_logs(
         self, container_id: str, *, tail: int | None, follow: bool, since: float | None = None
     ) -> AsyncIterator[ContainerLogLine]:

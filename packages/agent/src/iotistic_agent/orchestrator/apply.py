@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from ..engine.protocol import BeforeRemove, Engine
 from .steps import (
+    ConnectNetwork,
     CreateNetwork,
     CreateVolume,
+    DisconnectNetwork,
     FetchImage,
     Kill,
     Noop,
@@ -61,6 +63,10 @@ async def apply_step(
             await engine.unpause_container(cid)
         case UpdateMetadata(container_id=cid, service=spec):
             await engine.update_container(cid, spec)
+        case ConnectNetwork(container_id=cid, service=spec, network=network):
+            await engine.connect_network(cid, spec, network)
+        case DisconnectNetwork(container_id=cid, network=network):
+            await engine.disconnect_network(cid, network)
         case TakeLock() | ReleaseLock() | Noop():
             pass
     return None

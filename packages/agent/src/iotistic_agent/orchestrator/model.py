@@ -254,8 +254,34 @@ def current_failure(
     return record if record is not None and record.config_hash == spec.config_hash else None
 
 
+# Restart policies under which an exit 0 is the end of the job, not a crash (Docker restarts
+# neither on success either).
+_JOB_POLICIES = frozenset({"no", "on-failure"})
+
+
+def finished_job(spec: ServiceSpec, c: ContainerInfo, agent_stopped: frozenset[str]) -> bool:
+    """The container of a `restart: "no"` or `"on-failure"` service exited 0 by itself (not
+    stopped by the agent): its job is done, it is not started again (the init-job pattern),
+    and services that depend on it may start."""
+    return (
+        spec.restart.partition(":")[0] in _JOB_POLICIES
+        and c.status == "exited"
+        and c.exit_code == 0
+        and c.id not in agent_stopped
+    )
+
+
+def missing_networks(spec: ServiceSpec, c: ContainerInfo) -> tuple[str, ...]:
+    """The service's networks the container is not attached to (disconnected by hand)."""
+    if spec.network_mode is not None:
+        return ()
+    return tuple(n for n in spec.network_names if n not in c.networks)
+
+
 @dataclass(frozen=True)
 class PlanContext:
     now: float
     failures: Mapping[ServiceKey, FailureRecord] = field(default_factory=dict)
     locks: frozenset[int] = frozenset()  # apps whose update lock the agent holds
+    # Containers the agent stopped itself: an exit 0 there is no finished job (observe.py).
+    agent_stopped: frozenset[str] = frozenset()

@@ -24,10 +24,14 @@ from .model import (
     ServiceKey,
     ServiceSpec,
     current_failure,
+    finished_job,
+    missing_networks,
 )
 from .steps import (
+    ConnectNetwork,
     CreateNetwork,
     CreateVolume,
+    DisconnectNetwork,
     FetchImage,
     Kill,
     Noop,
@@ -161,8 +165,9 @@ def _plan_service(ap: _AppPlan, spec: ServiceSpec, infra_ready: bool, release_re
         matching = [keep]
 
     if matching:
-        ap.steps += _retire_stale_after_handover(spec, matching[0], stale, ap.ctx.now)
-        ap.steps += _converge_existing(spec, matching[0], failure, ap.ctx.now)
+        ap.steps += _retire_stale_after_handover(spec, matching[0], stale, ap.ctx)
+        ap.steps += _converge_existing(spec, matching[0], failure, ap.ctx)
+        ap.steps += _network_drift(spec, matching[0], ap.current)
         return
     _plan_new_container(ap, spec, stale, failure, infra_ready, release_ready)
 
@@ -185,10 +190,12 @@ def _best(containers: Iterable[ContainerInfo]) -> ContainerInfo:
 
 
 def _retire_stale_after_handover(
-    spec: ServiceSpec, new: ContainerInfo, stale: list[ContainerInfo], now: float
+    spec: ServiceSpec, new: ContainerInfo, stale: list[ContainerInfo], ctx: PlanContext
 ) -> list[Step]:
     if not stale:
         return []
+    if finished_job(spec, new, ctx.agent_stopped):
+        return [Kill(c.id, c.key, spec.stop_grace_s) for c in stale]  # it ran, and is done
     if new.status not in ("running", "paused"):
         return [Noop("hand-over: waiting for the new container to run", spec.key)]
     # A paused one ran before it was paused (the old container's kill may have waited on a
@@ -196,7 +203,7 @@ def _retire_stale_after_handover(
     ready = (
         new.status == "paused"
         or new.health in (None, "healthy")
-        or now - new.started_at >= spec.handover_timeout_s
+        or ctx.now - new.started_at >= spec.handover_timeout_s
     )
     if not ready:
         return [Noop("hand-over: waiting for the new container to be healthy", spec.key)]
@@ -204,7 +211,7 @@ def _retire_stale_after_handover(
 
 
 def _converge_existing(
-    spec: ServiceSpec, c: ContainerInfo, failure: FailureRecord | None, now: float
+    spec: ServiceSpec, c: ContainerInfo, failure: FailureRecord | None, ctx: PlanContext
 ) -> list[Step]:
     steps: list[Step] = []
     if _metadata_differs(spec, c):
@@ -218,8 +225,10 @@ def _converge_existing(
         if c.status in ("running", "restarting"):
             steps.append(Stop(c.id, c.key, spec.stop_grace_s))
         return steps
+    if finished_job(spec, c, ctx.agent_stopped):
+        return steps  # restart "no"/"on-failure" and exit 0: done, not started again
     if c.status in ("created", "exited", "dead"):
-        if failure is not None and failure.next_retry_at > now:
+        if failure is not None and failure.next_retry_at > ctx.now:
             steps.append(Noop(failure.reason, spec.key, failure.next_retry_at))
         else:
             steps.append(Start(spec))
@@ -230,6 +239,20 @@ def _converge_existing(
         steps.append(Pause(c.id, c.key))
     elif c.status == "removing":
         steps.append(Noop("container is being removed", spec.key))
+    return steps
+
+
+def _network_drift(spec: ServiceSpec, c: ContainerInfo, current: EngineSnapshot) -> list[Step]:
+    """A container disconnected by hand from its networks joins them again, and leaves the
+    agent's other networks it was connected to. A stopped one needs nothing: starting it
+    joins them (networks that do not exist yet are created first)."""
+    if c.status not in ("running", "paused") or spec.network_mode is not None:
+        return []
+    steps: list[Step] = [
+        ConnectNetwork(c.id, spec, n) for n in missing_networks(spec, c) if n in current.networks
+    ]
+    extra = sorted(set(c.networks) - set(spec.network_names))
+    steps += [DisconnectNetwork(c.id, c.key, n) for n in extra if n in current.networks]
     return steps
 
 
@@ -298,8 +321,9 @@ def _plan_new_container(
 
 
 def _dependency_running(ap: _AppPlan, name: str) -> bool:
-    """depends_on orders starts; a dependency that is meant to stay down (stopped, or given
-    up after repeated failures) does not hold its dependents back forever."""
+    """depends_on orders starts: a dependency runs, or is a job that finished (an init job).
+    One that is meant to stay down (stopped, or given up after repeated failures) does not
+    hold its dependents back forever."""
     dep = ap.app.service(name)
     if dep is None or dep.state == "stopped":
         return True
@@ -307,7 +331,8 @@ def _dependency_running(ap: _AppPlan, name: str) -> bool:
     if failure is not None and failure.gave_up:
         return True
     return any(
-        c.config_hash == dep.config_hash and c.status in ("running", "paused")
+        c.config_hash == dep.config_hash
+        and (c.status in ("running", "paused") or finished_job(dep, c, ap.ctx.agent_stopped))
         for c in ap.current.containers_of(dep.key)
     )
 

@@ -24,7 +24,7 @@ from ..engine.protocol import (
     StartError,
 )
 from .apply import apply_step
-from .backoff import STABLE_AFTER_S, record_failure
+from .backoff import record_failure
 from .model import (
     AppSpec,
     EngineSnapshot,
@@ -35,6 +35,7 @@ from .model import (
     ServiceSpec,
     changed_fields,
 )
+from .observe import Cleared, Failed, FailureEvent, Observations, observe
 from .planner import plan
 from .steps import (
     FetchImage,
@@ -46,6 +47,7 @@ from .steps import (
     RemoveVolume,
     Start,
     Step,
+    Stop,
     TakeLock,
 )
 
@@ -101,9 +103,7 @@ class Reconciler:
         self._wake = asyncio.Event()
         # Passes and manual operations (restart, purge) never interleave.
         self._pass_lock = asyncio.Lock()
-        self._seen_running: set[str] = set()
-        self._restart_counts: dict[str, int] = {}
-        self._exit_codes: dict[str, int] = {}
+        self._observations = Observations()
         self.last_snapshot: EngineSnapshot | None = None
         # When it was asked for (time.monotonic): readers that accept a recent view use it.
         self.last_snapshot_at: float | None = None
@@ -132,7 +132,7 @@ class Reconciler:
     def forget_failures(self, keys: Iterable[ServiceKey]) -> None:
         """An explicit start or restart gives failed services a fresh start."""
         for key in keys:
-            self._clear(key)
+            self._clear(key, "fresh start asked for")
 
     async def run(self) -> None:
         while True:
@@ -171,7 +171,10 @@ class Reconciler:
             self.last_snapshot, self.last_snapshot_at = snapshot, asked_at
             self._observe(snapshot, target)
             ctx = PlanContext(
-                now=self._clock(), failures=self._failures, locks=frozenset(self._locks)
+                now=self._clock(),
+                failures=self._failures,
+                locks=frozenset(self._locks),
+                agent_stopped=self._observations.agent_stopped,
             )
             steps = plan(snapshot, target, ctx)
             if not steps:
@@ -243,8 +246,9 @@ class Reconciler:
             log.warning("step failed: %s: %s", _describe(step), exc)
             return False
         if started is not None:
-            # Its next exit counts as a crash even if no snapshot ever saw it running.
-            self._seen_running.add(started)
+            self._observations = self._observations.started(started)
+        elif isinstance(step, Stop):
+            self._observations = self._observations.stopped(step.container_id)
         self._succeeded(step)
         return True
 
@@ -268,16 +272,24 @@ class Reconciler:
         spec = app.service(key[1]) if app else None
         return spec.config_hash if spec else ""
 
-    def _fail(self, key: ServiceKey, reason: FailureReason, message: str, marker: str = "") -> None:
-        record = record_failure(
-            self._failures.get(key),
-            reason,
-            message,
-            self._clock(),
-            self._hash_of(key),
-            marker,
-        )
-        self._failures[key] = record
+    def _fail(self, key: ServiceKey, reason: FailureReason, message: str) -> None:
+        now = self._clock()
+        record = record_failure(self._failures.get(key), reason, message, now, self._hash_of(key))
+        self._record(Failed(key, record))
+
+    def _clear(self, key: ServiceKey, why: str) -> None:
+        if key in self._failures:
+            self._record(Cleared(key, why))
+
+    def _record(self, event: FailureEvent) -> None:
+        """Keep a failure event in memory and in the store, and log it."""
+        key = event.key
+        if isinstance(event, Cleared):
+            del self._failures[key]
+            self._store.delete_failure(key)
+            log.info("service %s/%s: failure cleared (%s)", key[0], key[1], event.why)
+            return
+        record = self._failures[key] = event.record
         self._store.put_failure(key, record)
         log.warning(
             "service %s/%s %s (failure %d%s): %s",
@@ -287,81 +299,28 @@ class Reconciler:
             record.retry_count,
             ", giving up"
             if record.gave_up
-            else f", retry in {record.next_retry_at - self._clock():.0f}s",
-            message,
+            else f", retry in {record.next_retry_at - record.last_failure_at:.0f}s",
+            record.message,
         )
-
-    def _clear(self, key: ServiceKey) -> None:
-        if self._failures.pop(key, None) is not None:
-            self._store.delete_failure(key)
 
     def _succeeded(self, step: Step) -> None:
         if isinstance(step, FetchImage):
             for key in step.services:
                 record = self._failures.get(key)
                 if record is not None and record.reason == "ImagePullBackOff":
-                    self._clear(key)
+                    self._clear(key, "image pulled")
         elif isinstance(step, Start):
             record = self._failures.get(step.service.key)
             if record is not None and record.reason != "CrashLoopBackOff":
-                self._clear(step.service.key)
-
-    def _last_exit(self, container_id: str) -> str:
-        code = self._exit_codes.get(container_id)
-        return "" if code is None else f", last exit code {code}"
+                self._clear(step.service.key, "started")
 
     def _observe(self, snapshot: EngineSnapshot, target: Mapping[int, AppSpec]) -> None:
-        """Turn what the engine shows into failure records: crashes, recoveries, stale ones."""
-        now = self._clock()
-        wanted: dict[ServiceKey, str] = {}
-        for app in target.values():
-            for spec in app.services:
-                wanted[spec.key] = spec.config_hash
-                if spec.state == "stopped":
-                    # Stopped on purpose: its next exit is not a crash to count.
-                    self._seen_running -= {c.id for c in snapshot.containers_of(spec.key)}
-                    continue
-                for c in snapshot.containers_of(spec.key):
-                    if c.config_hash != spec.config_hash:
-                        continue
-                    record = self._failures.get(spec.key)
-                    if c.status != "running" and c.exit_code:
-                        # Docker resets ExitCode to 0 once the engine has started the container
-                        # again: the crash's code is visible only while it is down, so keep it.
-                        self._exit_codes[c.id] = c.exit_code
-                    previous_restarts = self._restart_counts.get(c.id)
-                    self._restart_counts[c.id] = c.restart_count
-                    if c.status in ("exited", "dead") and c.id in self._seen_running:
-                        marker = f"{c.id}@{c.started_at}"
-                        if record is None or record.marker != marker:
-                            self._fail(
-                                spec.key,
-                                "CrashLoopBackOff",
-                                f"container exited with code {c.exit_code}",
-                                marker,
-                            )
-                    elif previous_restarts is not None and c.restart_count > previous_restarts:
-                        self._fail(
-                            spec.key,
-                            "CrashLoopBackOff",
-                            f"container restarted by the engine ({c.restart_count} restarts"
-                            f"{self._last_exit(c.id)})",
-                            f"{c.id}#{c.restart_count}",
-                        )
-                    elif c.status == "running":
-                        self._seen_running.add(c.id)
-                        stable = now - c.started_at >= STABLE_AFTER_S
-                        if record is not None and record.reason == "CrashLoopBackOff" and stable:
-                            self._clear(spec.key)
-        for key, record in list(self._failures.items()):
-            if wanted.get(key) != record.config_hash:
-                self._clear(key)  # the target moved on: old failures no longer apply
-        live = {c.id for c in snapshot.containers}
-        self._seen_running &= live
-        for cid in set(self._restart_counts) - live:
-            del self._restart_counts[cid]
-        for cid in set(self._exit_codes) - live:
-            del self._exit_codes[cid]
+        """Crashes, recoveries and stale failures, from what the engine shows (observe.py)."""
+        self._observations, events = observe(
+            self._observations, self._failures, snapshot, target, self._clock()
+        )
+        for event in events:
+            self._record(event)
 
 
 def _phase(step: Step) -> int:

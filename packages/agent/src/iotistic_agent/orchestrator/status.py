@@ -14,6 +14,7 @@ from .model import (
     ServiceKey,
     ServiceSpec,
     current_failure,
+    missing_networks,
 )
 
 _CONTAINER_STATUS = {
@@ -32,7 +33,10 @@ SETTLED_STATUS = {"running": "Running", "paused": "Paused", "stopped": "Stopped"
 
 
 def is_settled(service: Mapping[str, Any]) -> bool:
-    """True when a service's reported status (see ``service_state``) matches its target."""
+    """True when a service's reported status (see ``service_state``) matches its target; a
+    job that exited 0 is done (restart "no" or "on-failure")."""
+    if service["status"] == "Exited" and service["targetState"] == "running":
+        return service.get("exitCode") == 0
     return bool(service["status"] == SETTLED_STATUS.get(service["targetState"]))
 
 
@@ -82,8 +86,12 @@ def service_state(
             status = "Downloading"
         else:
             status = "Pending"
-    elif container.config_hash != spec.config_hash:
-        status = "Updating"
+    elif container.config_hash != spec.config_hash or (
+        container.is_running and missing_networks(spec, container)
+    ):
+        status = "Updating"  # an old configuration, or disconnected from a network of its own
+    elif container.status == "exited" and spec.state != "stopped":
+        status = "Exited"  # by itself: a finished job (or a crash not yet counted)
     else:
         status = _CONTAINER_STATUS.get(container.status, container.status)
     return {
@@ -94,8 +102,16 @@ def service_state(
         "containerId": container.id if container else None,
         "image": spec.image,
         "restartCount": container.restart_count if container else 0,
+        "exitCode": _exit_code(container),
         "error": _error(record),
     }
+
+
+def _exit_code(container: ContainerInfo | None) -> int | None:
+    """The code the container exited with, while it is down."""
+    if container is None or container.status not in ("exited", "dead"):
+        return None
+    return container.exit_code
 
 
 def _error(record: FailureRecord | None) -> dict[str, Any] | None:

@@ -94,6 +94,24 @@ class UpdateMetadata:
 
 
 @dataclass(frozen=True)
+class ConnectNetwork:
+    """Attach a running (or paused) container to one of its service's networks again."""
+
+    container_id: str
+    service: ServiceSpec
+    network: str
+
+
+@dataclass(frozen=True)
+class DisconnectNetwork:
+    """Detach a container from one of the agent's networks its service does not use."""
+
+    container_id: str
+    service: ServiceKey
+    network: str
+
+
+@dataclass(frozen=True)
 class TakeLock:
     app_id: int
 
@@ -126,6 +144,8 @@ Step = (
     | Pause
     | Unpause
     | UpdateMetadata
+    | ConnectNetwork
+    | DisconnectNetwork
     | TakeLock
     | ReleaseLock
     | Noop
