@@ -35,6 +35,7 @@ from .logs.setup import LoggingSetup, level_number
 from .logs.wiring import log_shipping, shipping_settings
 from .mqtt.link import MqttLink, mqtt_connection
 from .orchestrator.reconciler import Reconciler
+from .policy import device_policy
 from .provisioning.service import Provisioner, when_provisioned
 from .runtime_config import RuntimeConfig
 from .settings import AgentSettings, anomaly_config
@@ -84,7 +85,8 @@ class Agent:
         settings = self._applied = self.config.settings
         self._apply_log_settings(settings)
         self.identity = self.devices.ensure_identity(settings.DEVICE_NAME)
-        self.targets = TargetStore(self.database)
+        # The device policy: from the environment alone, never from `iotctl config set`.
+        self.targets = TargetStore(self.database, device_policy(AgentSettings.from_env(environ)))
 
         # Containers: the engine and the loop that keeps it equal to the target.
         self.engine = DockerEngine(settings.DOCKER_HOST)
@@ -257,6 +259,8 @@ class Agent:
             "anomalies": self.anomalies.service.summary_for_report(10),
             # Reports say so while simulated data is being produced.
             "simulation": self.simulation.running_scenarios(),
+            # The last target the device policy refused ({} when none): the cloud sees why.
+            "targetRefusal": refused.as_json() if (refused := self.targets.refused) else {},
         }
 
     def _apply_config(self, new: AgentSettings) -> None:

@@ -16,6 +16,7 @@ from iotistic_device_paths import database_path
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from .anomaly.config import AnomalyConfig
+from .policy.model import device_policy
 
 
 class AgentSettings(BaseModel):
@@ -77,10 +78,26 @@ class AgentSettings(BaseModel):
     ANOMALY_DETECTION_MAD_THRESHOLD: str | None = None
     ANOMALY_DETECTION_RATE_THRESHOLD: str | None = None
     ANOMALY_ML_ENABLED: str | None = None
+    # The device policy (docs/agent.md, "Device policy"): what a target may ask of the host.
+    # From the environment only: `iotctl config` and the target's `config` cannot change it.
+    DEVICE_POLICY_ALLOWED_BIND_PREFIXES: str = ""
+    DEVICE_POLICY_ALLOW_DOCKER_SOCKET: bool = False
+    DEVICE_POLICY_ALLOW_PRIVILEGED: bool = False
+    DEVICE_POLICY_ALLOWED_CAPABILITIES: str = ""
+    DEVICE_POLICY_ALLOWED_DEVICES: str = ""
+    DEVICE_POLICY_ALLOW_HOST_NETWORK: bool = False
+    DEVICE_POLICY_MAX_APPS: int = Field(default=50, ge=1, le=10_000)
+    DEVICE_POLICY_MAX_SERVICES_PER_APP: int = Field(default=50, ge=1, le=10_000)
+    DEVICE_POLICY_MAX_SERVICES: int = Field(default=100, ge=1, le=10_000)
 
     @model_validator(mode="after")
     def _anomaly_settings(self) -> AgentSettings:
         anomaly_config(self)  # AnomalyConfigError is a ValueError: reported per setting
+        return self
+
+    @model_validator(mode="after")
+    def _device_policy(self) -> AgentSettings:
+        device_policy(self)  # a ValueError naming the setting
         return self
 
     @field_validator("CLOUD_API_ENDPOINT", mode="before")

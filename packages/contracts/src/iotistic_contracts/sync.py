@@ -100,6 +100,9 @@ class DeviceReport(_Wire):
     anomalies: dict[str, Any] | None = None
     # Simulation scenarios running on the device: its sensor data or faults are simulated.
     simulation: list[Annotated[str, Field(max_length=64)]] | None = None
+    # The last target the device policy refused (field, message and setting of each refusal);
+    # {} when the target the device runs was accepted.
+    targetRefusal: dict[str, Any] | None = None
 
 
 class StateReport(RootModel[dict[str, DeviceReport]]):

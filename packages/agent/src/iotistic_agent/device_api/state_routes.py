@@ -10,6 +10,7 @@ from iotistic_contracts import TargetStateError, parse_target_state
 
 from .. import __version__
 from ..orchestrator.status import applications_state
+from ..policy import TargetRefused
 from .context import api_context
 from .errors import ApiError
 from .shared import shared
@@ -55,6 +56,9 @@ async def set_target_state(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_target_state", exc.message, errors=exc.errors) from exc
     try:
         changed = ctx.targets.save(target, source="local")
+    except TargetRefused as exc:
+        refusals = [r.as_json() for r in exc.refusals]
+        raise ApiError(400, "target_refused", str(exc), refusals=refusals) from exc
     except ValueError as exc:
         raise ApiError(400, "invalid_target_state", str(exc)) from exc
     if changed:

@@ -60,6 +60,7 @@ async def device(request: web.Request) -> web.Response:
         ),
         "engine": {"reachable": (await shared(request).health.engine()).ok},
         "targetVersion": ctx.targets.stored.version,
+        "targetRefused": refused.as_json() if (refused := ctx.targets.refused) else None,
         "apps": {
             "configured": len(ctx.targets.current_target()),
             "services": len(services),

@@ -1,19 +1,31 @@
-"""The persisted target state: committed before it is applied, reloaded after a restart."""
+"""The persisted target state: committed before it is applied, reloaded after a restart.
+
+Every target, from the Device API or the cloud, enters here: the device policy is checked
+first (policy/check.py), and a refused target changes nothing.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from typing import Any
 
 from iotistic_contracts import TargetState, parse_target_state
 
 from ..orchestrator.model import AppSpec, ServiceKey, ServiceSpec
 from ..orchestrator.normalise import normalise_target
+from ..orchestrator.status import iso
+from ..policy import DevicePolicy, Refusal, TargetRefused, check_target, host_paths
 from .db import transaction
 from .errors import storage_errors
+
+# The stored target and the policy: what the reconciler is asked to converge to.
+log = logging.getLogger("iotistic.reconciler.policy")
 
 
 @dataclass(frozen=True)
@@ -24,12 +36,39 @@ class StoredTarget:
     source: str
 
 
+@dataclass(frozen=True)
+class RefusedTarget:
+    """The last target the device policy refused, shown in the device's status and report.
+    `applied`: the stored target itself (accepted before the policy was narrowed), which stays
+    applied until a new one is accepted."""
+
+    version: int | None
+    source: str
+    state_hash: str
+    refusals: tuple[Refusal, ...]
+    at: float  # UNIX time of the first refusal of this target
+    applied: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "source": self.source,
+            "applied": self.applied,
+            "at": iso(self.at),
+            "message": str(TargetRefused(list(self.refusals))),
+            "refusals": [r.as_json() for r in self.refusals],
+        }
+
+
 class TargetStore:
     """Holds the current target in memory, backed by the `target_state` table."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, policy: DevicePolicy | None = None) -> None:
         self._conn = conn
+        self._policy = policy or DevicePolicy()
         self._stored = self._load()
+        self.refused: RefusedTarget | None = None
+        self._check_stored()
         self._declared = normalise_target(self._stored.target)
         # This store is the only writer of the overrides: read them once, keep them here.
         rows = conn.execute("SELECT app_id, service_name, state FROM service_override")
@@ -59,6 +98,25 @@ class TargetStore:
             {"apps": json.loads(row["apps"]), "config": json.loads(row["config"])}
         )
         return StoredTarget(target, row["state_hash"], row["version"], row["source"])
+
+    def _check_stored(self) -> None:
+        refusals = check_target(self._stored.target, self._policy, host_paths(self._stored.target))
+        if refusals:
+            stored = self._stored
+            self.refused = RefusedTarget(
+                stored.version,
+                stored.source,
+                stored.state_hash,
+                tuple(refusals),
+                time.time(),
+                applied=True,
+            )
+            log.error(
+                "the stored target (version %d) is not allowed by the device policy; it stays "
+                "applied until a new target is accepted: %s",
+                stored.version,
+                TargetRefused(refusals),
+            )
 
     @property
     def stored(self) -> StoredTarget:
@@ -137,6 +195,13 @@ class TargetStore:
         state_hash = target.state_hash()
         if state_hash == self._stored.state_hash and version in (None, self._stored.version):
             return False
+        refusals = check_target(target, self._policy, host_paths(target))
+        if refusals:
+            # The cloud sends a refused target again at every poll: the first refusal stays.
+            if self.refused is None or self.refused.state_hash != state_hash:
+                refused = (version, source, state_hash, tuple(refusals), time.time())
+                self.refused = RefusedTarget(*refused)
+            raise TargetRefused(refusals)
         normalised = normalise_target(target)  # fail before writing if it cannot be applied
         new_version = version if version is not None else self._stored.version + 1
         dumped = json.loads(target.canonical_json())
@@ -156,6 +221,7 @@ class TargetStore:
                 ),
             )
         self._stored = StoredTarget(target, state_hash, new_version, source)
+        self.refused = None  # what runs now was accepted
         self._declared = normalised
         self._drop_stale_overrides()
         self._normalised = self._apply_overrides(normalised)
