@@ -3,14 +3,19 @@ outages."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from iotistic_cloud.api.admission import retry_after
 from iotistic_cloud.cli.durations import parse_duration
 from iotistic_cloud.db.availability import DatabaseBusy, OutageLog, unavailable_reason
+from iotistic_cloud.episodes import EpisodeLog
 from iotistic_cloud.mqtt.link import pin_commands
+from iotistic_cloud.services.errors import TooManyRequests
+from iotistic_cloud.services.rate_limit import RateLimiter, take
 from iotistic_cloud.services.report_merge import merge_report
 from iotistic_cloud.services.targets import etag_matches, if_match_holds, make_etag
 from iotistic_cloud.tokens import mqtt_password_hash, mqtt_password_matches, new_token, token_hash
@@ -184,3 +189,67 @@ def test_device_accounts_without_their_client_id_are_pinned() -> None:
         {"command": "modifyClient", "username": "device_a", "clientid": "device_a"},
         {"command": "modifyClient", "username": "device_c", "clientid": "device_c"},
     ]
+
+
+@given(
+    gaps=st.lists(st.floats(0, 30, allow_nan=False), min_size=1, max_size=200),
+    per_min=st.integers(1, 600),
+)
+def test_a_token_bucket_never_lets_more_through_than_its_rate(
+    gaps: list[float], per_min: int
+) -> None:
+    """Over any window, at most one minute's worth at once plus the rate times the window;
+    a refused request names a wait after which it would pass."""
+    per_s, capacity = per_min / 60, float(per_min)
+    bucket, now, passed = None, 0.0, []
+    for gap in gaps:
+        now += gap
+        before = bucket
+        bucket, wait = take(bucket, now, per_s, capacity)
+        if wait == 0:
+            passed.append(now)
+        else:
+            assert wait > 0
+            assert take(bucket, now + wait + 1e-9, per_s, capacity)[1] == 0
+            assert before is not None
+    for i, start in enumerate(passed):
+        for j in range(i, len(passed)):
+            assert j - i + 1 <= capacity + per_s * (passed[j] - start) + 1e-6
+
+
+def test_a_rate_limiter_answers_429_with_retry_after_per_key() -> None:
+    now = [0.0]
+    limiter = RateLimiter(12, "device", max_keys=2, monotonic=lambda: now[0])
+    limiter.check("a")
+    limiter.check("a")  # a sixth of a minute's worth at once: 2
+    with pytest.raises(TooManyRequests) as refused:
+        limiter.check("a")
+    assert refused.value.retry_after_s == 5  # one more every 5 s
+    assert "at most 12 a minute" in refused.value.message
+    limiter.check("b")  # another key has its own bucket
+    now[0] += 5
+    limiter.check("a")
+    RateLimiter(0, "device").check("a")  # 0: off
+
+
+def test_an_episode_ends_only_after_a_quiet_period(caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    episode = EpisodeLog(
+        logging.getLogger("test"), "started ({reason})", "ended after {seconds:.0f} s "
+        "({refused} refused)", quiet_s=10, monotonic=lambda: now[0]
+    )  # fmt: skip
+    episode.failed("busy")
+    now[0] = 5
+    episode.succeeded()  # too soon: the overload may go on
+    episode.failed("busy")
+    now[0] = 16
+    episode.succeeded()
+    assert [r.getMessage() for r in caplog.records] == [
+        "started (busy)",
+        "ended after 16 s (2 refused)",
+    ]
+
+
+@given(st.integers(1, 3600), st.floats(0, 1, exclude_max=True))
+def test_retry_after_of_a_shed_request_is_spread(base: int, draw: float) -> None:
+    assert base <= retry_after(base, draw) <= 2 * base

@@ -6,7 +6,11 @@
     cloud.stop()
 
 Without ``database_url`` it uses SQLite in its data directory. ``serve --port 0`` lets the
-kernel choose the port; the process logs the address it really listens on.
+kernel choose the port; the process logs the address it really listens on. ``executable``
+runs another installation's ``iotistic-cloud`` (a benchmark's earlier release). Agents in
+the tests poll and report every few hundred milliseconds, far faster than a device's
+default rate limit allows (DEVICE_RATE_LIMIT_PER_MIN): the helper turns that limit off
+unless a test sets it (tests/cloud/test_rate_limits.py does).
 """
 
 from __future__ import annotations
@@ -35,16 +39,25 @@ class CloudProcess:
         data_dir: Path,
         database_url: str | None = None,
         admin_token: str = ADMIN_TOKEN,
+        executable: Path = CLOUD,
         **env: str,
     ) -> None:
         self.data_dir = data_dir
+        self.executable = executable
         self.log_path = data_dir / "cloud.log"
         self.env = {
             key: value
             for key, value in os.environ.items()
             if key not in ("DATABASE_URL", "ADMIN_TOKEN", "CLOUD_PUBLIC_URL")
         }
-        self.env.update({"CLOUD_DATA_DIR": str(data_dir), "ADMIN_TOKEN": admin_token, **env})
+        self.env.update(
+            {
+                "CLOUD_DATA_DIR": str(data_dir),
+                "ADMIN_TOKEN": admin_token,
+                "DEVICE_RATE_LIMIT_PER_MIN": "0",
+                **env,
+            }
+        )
         if database_url is not None:
             self.env["DATABASE_URL"] = database_url
         self.admin_token = admin_token
@@ -67,7 +80,7 @@ class CloudProcess:
         self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [str(CLOUD), "serve", "--host", "127.0.0.1", "--port", "0", *args],
+                [str(self.executable), "serve", "--host", "127.0.0.1", "--port", "0", *args],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -104,7 +117,7 @@ class CloudProcess:
         """``iotistic-cloud <args>`` against the same database; never raises on failure."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return subprocess.run(
-            [str(CLOUD), *args],
+            [str(self.executable), *args],
             env=self.env,
             cwd=self.data_dir,
             input=stdin,

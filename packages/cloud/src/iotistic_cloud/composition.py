@@ -14,6 +14,7 @@ from .services.devices import DeviceService
 from .services.exchanges import ExchangeService
 from .services.keys import KeyService
 from .services.logs import LogService
+from .services.rate_limit import RateLimiter
 from .services.registration import RegistrationService
 from .services.reports import ReportService
 from .services.targets import TargetService
@@ -35,6 +36,9 @@ class Cloud:
     logs: LogService
     # None when broker management is off (no MQTT_PASSWORD).
     mqtt: MqttLink | None
+    # Per device API key on the device routes; per provisioning key on the key exchange.
+    device_limits: RateLimiter
+    provisioning_limits: RateLimiter
 
 
 def build_cloud(
@@ -70,4 +74,8 @@ def build_cloud(
             settings.log_max_records_per_device,
         ),
         mqtt=mqtt,
+        device_limits=RateLimiter(settings.device_rate_limit_per_min, "device"),
+        provisioning_limits=RateLimiter(
+            settings.provisioning_rate_limit_per_min, "provisioning key"
+        ),
     )

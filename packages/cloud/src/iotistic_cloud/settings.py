@@ -39,6 +39,13 @@ DEFAULT_DATABASE_POOL_SIZE: Final = 20
 # How long a request waits for a pooled connection (PostgreSQL) or the write lock (SQLite)
 # before it is answered 503: under overload a short wait sheds load instead of queueing it.
 DEFAULT_DATABASE_WAIT_TIMEOUT_S: Final = 5
+# Requests a minute each device (by its API key), and each provisioning key on the key
+# exchange, may make on average; as many at once (0: off). Per process.
+DEFAULT_DEVICE_RATE_LIMIT_PER_MIN: Final = 300
+DEFAULT_PROVISIONING_RATE_LIMIT_PER_MIN: Final = 120
+# Requests in progress at once before new ones are answered 503 at once (0: off).
+DEFAULT_MAX_CONCURRENT_REQUESTS: Final = 200
+DEFAULT_OVERLOAD_RETRY_AFTER_S: Final = 10
 DEFAULT_MQTT_USERNAME: Final = CLOUD_MQTT_USERNAME
 POSTGRES_EXTRA: Final = "iotistic-cloud[postgres]"
 _MQTT_DEFAULT_PORTS: Final = {"mqtt": 1883, "mqtts": 8883}
@@ -73,6 +80,14 @@ class CloudEnvironment(BaseModel):
     )
     DATABASE_POOL_SIZE: int = Field(default=DEFAULT_DATABASE_POOL_SIZE, ge=1, le=1000)
     DATABASE_WAIT_TIMEOUT_S: int = Field(default=DEFAULT_DATABASE_WAIT_TIMEOUT_S, ge=1, le=300)
+    DEVICE_RATE_LIMIT_PER_MIN: int = Field(
+        default=DEFAULT_DEVICE_RATE_LIMIT_PER_MIN, ge=0, le=1_000_000
+    )
+    PROVISIONING_RATE_LIMIT_PER_MIN: int = Field(
+        default=DEFAULT_PROVISIONING_RATE_LIMIT_PER_MIN, ge=0, le=1_000_000
+    )
+    MAX_CONCURRENT_REQUESTS: int = Field(default=DEFAULT_MAX_CONCURRENT_REQUESTS, ge=0, le=100_000)
+    OVERLOAD_RETRY_AFTER_S: int = Field(default=DEFAULT_OVERLOAD_RETRY_AFTER_S, ge=1, le=3600)
 
     @field_validator("DATABASE_URL")
     @classmethod
@@ -179,6 +194,10 @@ class Settings:
     log_max_records_per_device: int = DEFAULT_LOG_MAX_RECORDS_PER_DEVICE
     database_pool_size: int = DEFAULT_DATABASE_POOL_SIZE
     database_wait_timeout_s: int = DEFAULT_DATABASE_WAIT_TIMEOUT_S
+    device_rate_limit_per_min: int = DEFAULT_DEVICE_RATE_LIMIT_PER_MIN
+    provisioning_rate_limit_per_min: int = DEFAULT_PROVISIONING_RATE_LIMIT_PER_MIN
+    max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS
+    overload_retry_after_s: int = DEFAULT_OVERLOAD_RETRY_AFTER_S
 
     @property
     def is_sqlite(self) -> bool:
@@ -212,6 +231,10 @@ class Settings:
             log_max_records_per_device=env.LOG_MAX_RECORDS_PER_DEVICE,
             database_pool_size=env.DATABASE_POOL_SIZE,
             database_wait_timeout_s=env.DATABASE_WAIT_TIMEOUT_S,
+            device_rate_limit_per_min=env.DEVICE_RATE_LIMIT_PER_MIN,
+            provisioning_rate_limit_per_min=env.PROVISIONING_RATE_LIMIT_PER_MIN,
+            max_concurrent_requests=env.MAX_CONCURRENT_REQUESTS,
+            overload_retry_after_s=env.OVERLOAD_RETRY_AFTER_S,
         )
 
 

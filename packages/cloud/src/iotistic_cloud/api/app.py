@@ -18,6 +18,7 @@ from ..db.migrate import upgrade
 from ..limits import MAX_BODY_BYTES
 from ..settings import Settings
 from . import admin_routes, device_routes, health_routes, log_routes, provisioning_routes
+from .admission import AdmissionMiddleware
 from .body_limit import BodyLimitMiddleware
 from .errors import install_error_handlers
 from .openapi import install_openapi
@@ -74,4 +75,10 @@ def create_app(
     app.include_router(log_routes.device_router)
     app.include_router(log_routes.admin_router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    # Added last, so it runs first: a refused request costs as little as possible.
+    app.add_middleware(
+        AdmissionMiddleware,
+        max_in_flight=settings.max_concurrent_requests,
+        retry_after_s=settings.overload_retry_after_s,
+    )
     return app

@@ -8,12 +8,11 @@ through its body parsing to the JSON error handler.
 
 from __future__ import annotations
 
-import json
-
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..limits import MAX_BODY_BYTES
+from .raw_answers import send_error
 
 
 def too_large_message(limit: int) -> str:
@@ -31,7 +30,9 @@ class BodyLimitMiddleware:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:
-            await _reject(send, too_large_message(self.max_bytes))
+            # The body is not read: the connection cannot be used for another request.
+            close = [(b"connection", b"close")]
+            await send_error(send, 413, too_large_message(self.max_bytes), close)
             return
         received = 0
 
@@ -55,19 +56,3 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None
     return None
-
-
-async def _reject(send: Send, message: str) -> None:
-    body = json.dumps({"error": message}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

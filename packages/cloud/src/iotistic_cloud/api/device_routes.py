@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from ..services.media_types import require_json
 from ..services.report_input import decode_body, parse_report
 from ..services.targets import etag_matches
-from .auth import bearer_token
+from .auth import device_key
 from .state import cloud_of
 
 router = APIRouter(prefix="/api/v1/device", tags=["device"])
@@ -30,7 +30,7 @@ async def poll_target(request: Request) -> Response:
     and response handling cost about 15% of its throughput, measured with wrk."""
     cloud = cloud_of(request)
     uuid = request.path_params["uuid"]
-    result = await cloud.targets.poll(bearer_token(request), uuid, cloud.clock())
+    result = await cloud.targets.poll(device_key(request), uuid, cloud.clock())
     headers = {"ETag": result.etag, "Cache-Control": "no-cache"}
     if result.full_report_wanted:
         headers[FULL_REPORT_HEADER] = "true"
@@ -45,7 +45,7 @@ async def report_state(request: Request) -> ReportAck:
     """Body: StateReport (optionally gzip); see contracts/sync.py for full and diff reports."""
     cloud = cloud_of(request)
     # Authenticated before the body is read, so nobody else can make the cloud inflate gzip.
-    reporter = await cloud.reports.authenticate(bearer_token(request))
+    reporter = await cloud.reports.authenticate(device_key(request))
     require_json(request.headers.get("content-type"))
     raw = decode_body(await request.body(), request.headers.get("content-encoding"))
     report = parse_report(raw, reporter.uuid)
@@ -56,5 +56,5 @@ async def report_state(request: Request) -> ReportAck:
 @router.delete("/{uuid}", status_code=204)
 async def deprovision(uuid: str, request: Request) -> Response:
     cloud = cloud_of(request)
-    await cloud.devices.deprovision(bearer_token(request), uuid)
+    await cloud.devices.deprovision(device_key(request), uuid)
     return Response(status_code=204)

@@ -20,7 +20,7 @@ from ..db.availability import unavailable_reason
 from ..services.errors import NotFound
 from ..services.log_input import BadLogLine, decode_upload, is_gzip, parse_upload
 from ..services.log_query import DEFAULT_LOG_LIMIT, check_limit, parse_filter
-from .auth import bearer_token, require_admin
+from .auth import device_key, require_admin
 from .state import cloud_of
 
 HEARTBEAT_S: Final = 15.0
@@ -41,7 +41,7 @@ async def upload_logs(uuid: str, request: Request) -> Response:
     """Body: NDJSON of LogRecord (optionally gzip); see iotistic_contracts.logs."""
     cloud = cloud_of(request)
     # Authenticated before the body is read, so nobody else can make the cloud inflate gzip.
-    uploader = await cloud.logs.authenticate(bearer_token(request), uuid)
+    uploader = await cloud.logs.authenticate(device_key(request), uuid)
     gzipped = is_gzip(request.headers.get("content-type"), request.headers.get("content-encoding"))
     data = decode_upload(await request.body(), gzipped)
     try:

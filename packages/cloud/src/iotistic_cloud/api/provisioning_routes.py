@@ -10,6 +10,7 @@ from iotistic_contracts.provisioning import (
     RegisterResponse,
 )
 
+from ..tokens import token_hash
 from .state import cloud_of
 
 router = APIRouter(prefix="/api/provisioning/v2", tags=["provisioning"])
@@ -18,6 +19,8 @@ router = APIRouter(prefix="/api/provisioning/v2", tags=["provisioning"])
 @router.post("/key-exchange")
 async def key_exchange(body: KeyExchangeRequest, request: Request) -> KeyExchangeResponse:
     cloud = cloud_of(request)
+    # Each new exchange costs a key pair (tens of ms of CPU): a leaked key is throttled.
+    cloud.provisioning_limits.check(token_hash(body.provisioningApiKey))
     return await cloud.exchanges.exchange(body, cloud.clock())
 
 

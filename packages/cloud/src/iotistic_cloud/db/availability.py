@@ -3,7 +3,7 @@
 ``unavailable_reason`` tells an outage (server stopped or restarting, connection lost, pool
 or SQLite write lock waited on for too long) from a real bug; the API answers the first with
 503 and ``Retry-After``. ``OutageLog`` logs the first failure of an outage and, once a
-statement succeeds again, one line saying how long it lasted.
+statement runs again, one line saying how long it lasted (an ``EpisodeLog``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from collections.abc import Callable
 from typing import Final
 
 from sqlalchemy import exc as sa
+
+from ..episodes import EpisodeLog
 
 log = logging.getLogger("iotistic.cloud.database")
 
@@ -53,36 +55,14 @@ def _name(error: BaseException) -> str:
     return type(error).__name__
 
 
-class OutageLog:
-    """``failed`` on every refused request, ``succeeded`` after every statement that ran:
-    a warning when an outage starts, one line when it ends, nothing in between."""
+class OutageLog(EpisodeLog):
+    """One warning when the database becomes unavailable, one line when a statement runs
+    again (``succeeded``, from the engine's after-statement hook)."""
 
     def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self._monotonic = monotonic
-        self._since: float | None = None
-        self._refused = 0
-
-    @property
-    def down(self) -> bool:
-        return self._since is not None
-
-    def failed(self, reason: str) -> None:
-        self._refused += 1
-        if self._since is None:
-            self._since = self._monotonic()
-            log.warning(
-                "database unavailable (%s): answering 503 with Retry-After until it is back",
-                reason,
-            )
-
-    def succeeded(self) -> None:
-        if self._since is None:
-            return
-        lasted = self._monotonic() - self._since
-        log.warning(
-            "database available again after %.1f s (%d requests answered 503)",
-            lasted,
-            self._refused,
+        super().__init__(
+            log,
+            "database unavailable ({reason}): answering 503 with Retry-After until it is back",
+            "database available again after {seconds:.1f} s ({refused} requests answered 503)",
+            monotonic=monotonic,
         )
-        self._since = None
-        self._refused = 0

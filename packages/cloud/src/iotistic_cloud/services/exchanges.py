@@ -7,13 +7,12 @@ public key, then with it) reach the same exchange; a single call with the key al
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from datetime import datetime, timedelta
 from typing import Final
 
 from iotistic_contracts.provisioning import KeyExchangeRequest, KeyExchangeResponse
-from iotistic_contracts.sealed import generate_private_key, private_key_pem, public_key_pem
+from iotistic_contracts.sealed import private_key_pem, public_key_pem
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -21,6 +20,7 @@ from ..clock import isoformat
 from ..db.engine import Database
 from ..db.models import Device, KeyExchange
 from .errors import Conflict, TooManyRequests
+from .key_pairs import KeyPairFactory
 from .keys import usable_key
 
 # Bounds the rows (and RSA key generations) one leaked provisioning key can cause.
@@ -49,9 +49,12 @@ def _reusable(
 
 
 class ExchangeService:
-    def __init__(self, database: Database, ttl_s: int) -> None:
+    def __init__(
+        self, database: Database, ttl_s: int, key_pairs: KeyPairFactory | None = None
+    ) -> None:
         self._db = database
         self._ttl = timedelta(seconds=ttl_s)
+        self._key_pairs = key_pairs if key_pairs is not None else KeyPairFactory()
 
     async def exchange(self, request: KeyExchangeRequest, now: datetime) -> KeyExchangeResponse:
         device_uuid = request.deviceUuid
@@ -77,8 +80,8 @@ class ExchangeService:
                     "too many pending key exchanges for this provisioning key; try again later"
                 )
             key_id = key.id
-        # Key generation takes tens of milliseconds: off the event loop, outside a transaction.
-        private_key = await asyncio.to_thread(generate_private_key)
+        # Tens of milliseconds of CPU: off the event loop, one at a time, outside a transaction.
+        private_key = await self._key_pairs.new_private_key()
         record = KeyExchange(
             key_id=_new_key_id(),
             device_uuid=device_uuid,
