@@ -8,9 +8,10 @@
 Without ``database_url`` it uses SQLite in its data directory. ``serve --port 0`` lets the
 kernel choose the port; the process logs the address it really listens on. ``executable``
 runs another installation's ``iotistic-cloud`` (a benchmark's earlier release). Agents in
-the tests poll and report every few hundred milliseconds, far faster than a device's
-default rate limit allows (DEVICE_RATE_LIMIT_PER_MIN): the helper turns that limit off
-unless a test sets it (tests/cloud/test_rate_limits.py does).
+the tests poll and report every few hundred milliseconds, and benchmarks provision dozens
+of devices with one key, far faster than the default rate limits allow: the helper turns
+both limits off (DEVICE_ and PROVISIONING_RATE_LIMIT_PER_MIN=0) unless the caller sets
+them (tests/cloud/test_rate_limits.py and the benchmarks of the limits do).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class CloudProcess:
                 "CLOUD_DATA_DIR": str(data_dir),
                 "ADMIN_TOKEN": admin_token,
                 "DEVICE_RATE_LIMIT_PER_MIN": "0",
+                "PROVISIONING_RATE_LIMIT_PER_MIN": "0",
                 **env,
             }
         )

@@ -43,8 +43,10 @@ DEFAULT_DATABASE_WAIT_TIMEOUT_S: Final = 5
 # exchange, may make on average; as many at once (0: off). Per process.
 DEFAULT_DEVICE_RATE_LIMIT_PER_MIN: Final = 300
 DEFAULT_PROVISIONING_RATE_LIMIT_PER_MIN: Final = 120
-# Requests in progress at once before new ones are answered 503 at once (0: off).
-DEFAULT_MAX_CONCURRENT_REQUESTS: Final = 200
+# Requests in progress at once before new ones are answered 503 at once (0: off). One
+# process serves a few hundred requests a second: 64 in progress already keeps it busy, and
+# more only makes every answer later (bench/README.md, overload).
+DEFAULT_MAX_CONCURRENT_REQUESTS: Final = 64
 DEFAULT_OVERLOAD_RETRY_AFTER_S: Final = 10
 DEFAULT_MQTT_USERNAME: Final = CLOUD_MQTT_USERNAME
 POSTGRES_EXTRA: Final = "iotistic-cloud[postgres]"
