@@ -23,6 +23,12 @@ def test_defaults(tmp_path: Path) -> None:
     assert (settings.mqtt.url, settings.mqtt.protocol) == ("mqtt://127.0.0.1:1883", "mqtt")
     assert settings.mqtt.ca_cert is None
     assert (settings.offline_after_s, settings.key_exchange_ttl_s) == (60, 600)
+    assert (settings.database_pool_size, settings.database_wait_timeout_s) == (20, 5)
+    assert (settings.device_rate_limit_per_min, settings.provisioning_rate_limit_per_min) == (
+        300,
+        120,
+    )
+    assert (settings.max_concurrent_requests, settings.overload_retry_after_s) == (64, 10)
 
 
 @pytest.mark.parametrize(
