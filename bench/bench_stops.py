@@ -48,6 +48,8 @@ APP_ID = 1001
 class Target:
     """The reconciler's target source and failure store, in memory."""
 
+    known = True
+
     def __init__(self) -> None:
         self.apps: Mapping[int, AppSpec] = {}
 
@@ -119,7 +121,7 @@ async def timed(
 
 async def measure(v1: str, v2: str, count: int, grace_s: float) -> dict[str, dict[str, float]]:
     results: dict[str, dict[str, float]] = {"update": {}, "removal": {}}
-    async with DockerEngine() as engine:
+    async with DockerEngine(device_uuid="bench-stops") as engine:
         for image in (v1, v2):
             await engine.pull_image(image)
         source = Target()

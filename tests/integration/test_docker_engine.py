@@ -26,6 +26,7 @@ from iotistic_agent.orchestrator.model import (
     LABEL_APP_ID,
     LABEL_APP_NAME,
     LABEL_CONFIG_HASH,
+    LABEL_DEVICE_UUID,
     LABEL_MANAGED,
     LABEL_SERVICE_ID,
     LABEL_SERVICE_NAME,
@@ -40,6 +41,7 @@ from tests.integration.dockerkit import MANAGED_LABEL, ImageSet, docker
 from tests.integration.waiting import wait_for, wait_for_async
 
 APP = 4242
+DEVICE = "3f2b8c1e-0000-4000-8000-00000000beef"
 MiB = 1024 * 1024
 
 
@@ -74,7 +76,7 @@ def sh(container: str, script: str, check: bool = True) -> str:
 
 @pytest.fixture
 async def engine(docker_clean: None) -> AsyncIterator[DockerEngine]:
-    async with DockerEngine() as eng:
+    async with DockerEngine(device_uuid=DEVICE) as eng:
         yield eng
 
 
@@ -89,7 +91,7 @@ async def pulled(engine: DockerEngine, *refs: str) -> None:
 async def test_unreachable_daemon_raises_engine_unavailable_and_ping_is_false(
     tmp_path: Path,
 ) -> None:
-    async with DockerEngine(f"unix://{tmp_path}/no-docker.sock") as eng:
+    async with DockerEngine(f"unix://{tmp_path}/no-docker.sock", device_uuid=DEVICE) as eng:
         assert await eng.ping() is False
         with pytest.raises(EngineUnavailable):
             await eng.snapshot()
@@ -167,10 +169,11 @@ async def test_networks_and_volumes_are_labelled_idempotent_and_listed(
         await engine.create_volume(f"{APP}_data", APP)
     assert len(docker("network", "ls", "-q", "--filter", f"name=^{APP}_front$").stdout.split()) == 1
     labels = inspect(f"{APP}_front")["Labels"]
-    assert labels == {LABEL_MANAGED: "true", LABEL_APP_ID: str(APP)}
+    mine = {LABEL_MANAGED: "true", LABEL_DEVICE_UUID: DEVICE, LABEL_APP_ID: str(APP)}
+    assert labels == mine
     assert inspect(f"{APP}_front")["Driver"] == "bridge"
     volume = json.loads(docker("volume", "inspect", f"{APP}_data").stdout)[0]
-    assert volume["Labels"] == {LABEL_MANAGED: "true", LABEL_APP_ID: str(APP)}
+    assert volume["Labels"] == mine
 
     snap = await engine.snapshot()
     assert snap.networks.get(f"{APP}_front") == APP
@@ -198,6 +201,20 @@ async def test_an_unmanaged_volume_or_network_with_the_name_is_not_adopted(
     finally:
         docker("volume", "rm", f"{APP}_foreign", check=False)
         docker("network", "rm", f"{APP}_foreign", check=False)
+
+
+async def test_another_devices_volume_and_network_are_neither_listed_nor_taken(
+    engine: DockerEngine,
+) -> None:
+    async with DockerEngine(device_uuid="another-device") as other:
+        await other.create_volume(f"{APP}_data", APP)
+        await other.create_network(f"{APP}_front", APP)
+    snap = await engine.snapshot()
+    assert f"{APP}_data" not in snap.volumes and f"{APP}_front" not in snap.networks
+    with pytest.raises(EngineError, match="belongs to another device"):
+        await engine.create_volume(f"{APP}_data", APP)
+    with pytest.raises(EngineError, match="belongs to another device"):
+        await engine.create_network(f"{APP}_front", APP)
 
 
 # -- start_service ------------------------------------------------------------------------
@@ -236,6 +253,7 @@ async def test_start_service_creates_a_labelled_container_and_is_idempotent(
     assert data["Config"]["Labels"] == {
         "com.example.team": "edge",
         LABEL_MANAGED: "true",
+        LABEL_DEVICE_UUID: DEVICE,
         LABEL_APP_ID: str(APP),
         LABEL_APP_NAME: f"app{APP}",
         LABEL_SERVICE_ID: "7",
@@ -368,10 +386,23 @@ async def test_a_foreign_container_with_the_name_is_not_reused(
     spec = service("squat", images.v1)
     docker("create", "--name", spec.container_name, images.v1)
     try:
-        with pytest.raises(StartError, match="not this service's"):
+        with pytest.raises(StartError, match="is not managed by the agent"):
             await engine.start_service(spec)
     finally:
         docker("rm", "-f", spec.container_name)
+
+
+async def test_another_devices_container_with_the_name_is_not_reused(
+    engine: DockerEngine, images: ImageSet
+) -> None:
+    await pulled(engine, images.v1)
+    spec = service("shared", images.v1)
+    async with DockerEngine(device_uuid="another-device") as other:
+        theirs = await other.start_service(spec)  # the same target on another agent
+    with pytest.raises(StartError, match=r"belongs to another device \(another-device\)"):
+        await engine.start_service(spec)
+    assert [c.id for c in (await engine.snapshot()).containers] == []
+    assert inspect(theirs)["State"]["Running"] is True
 
 
 # -- mounts -------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ STEP_S = 30.0  # generous bound on any single wait for the engine
 @pytest.fixture
 async def engine(docker_clean: None, images: ImageSet) -> AsyncIterator[DockerEngine]:
     docker("pull", images.v1, timeout=120)
-    async with DockerEngine() as eng:
+    async with DockerEngine(device_uuid="logs-test-device") as eng:
         yield eng
 
 
@@ -177,7 +177,9 @@ async def test_unknown_container_and_unreachable_engine(
 ) -> None:
     with pytest.raises(ContainerNotFound):
         await read_all(engine, "no-such-container-" + uuid.uuid4().hex)
-    async with DockerEngine(f"unix://{tmp_path}/no-docker.sock") as dead:
+    async with DockerEngine(
+        f"unix://{tmp_path}/no-docker.sock", device_uuid="logs-test-device"
+    ) as dead:
         with pytest.raises(EngineUnavailable):
             await read_all(dead, "anything")
 
@@ -215,7 +217,7 @@ async def test_the_route_follows_a_service_container_until_the_client_leaves(
         "config": {"command": ["sh", "-c", script]},
     }
     target = {"apps": {"1001": {"appId": 1001, "appName": "demo", "services": [service]}}}
-    async with CountingEngine() as engine:
+    async with CountingEngine(device_uuid="logs-test-device") as engine:
         ctx = api_context(tmp_path, engine)  # type: ignore[arg-type]
         ctx.targets.save(parse_target_state(json.dumps(target)), source="local")
         assert (await ctx.reconciler.reconcile()).settled

@@ -19,11 +19,13 @@ from iotistic_agent.engine.docker_mapping import (
     split_image_ref,
     update_body,
 )
+from iotistic_agent.engine.ownership import Ownership
 from iotistic_agent.orchestrator.model import (
     LABEL_APP_ID,
     LABEL_APP_NAME,
     LABEL_CONFIG_HASH,
     LABEL_DEPENDS_ON,
+    LABEL_DEVICE_UUID,
     LABEL_MANAGED,
     LABEL_SERVICE_ID,
     LABEL_SERVICE_NAME,
@@ -43,8 +45,11 @@ BASE = ServiceSpec(
 )
 
 
+OWNER = Ownership("dev-1")
+
+
 def body(resolved: str | None = None, **fields: Any) -> dict[str, Any]:
-    return container_create_body(replace(BASE, **fields), resolved)
+    return container_create_body(replace(BASE, **fields), resolved, OWNER)
 
 
 # -- image references ---------------------------------------------------------------------
@@ -128,6 +133,7 @@ def test_minimal_spec_gets_image_labels_restart_and_no_optional_keys() -> None:
     assert b["Env"] == []
     assert b["Labels"] == {
         LABEL_MANAGED: "true",
+        LABEL_DEVICE_UUID: "dev-1",
         LABEL_APP_ID: "1001",
         LABEL_APP_NAME: "demo",
         LABEL_SERVICE_ID: "3",
@@ -332,6 +338,7 @@ def inspect_data(**overrides: Any) -> dict[str, Any]:
             "Image": "reg/web:v1",
             "Labels": {
                 LABEL_MANAGED: "true",
+                LABEL_DEVICE_UUID: "dev-1",
                 LABEL_APP_ID: "1001",
                 LABEL_APP_NAME: "demo",
                 LABEL_SERVICE_ID: "3",
@@ -357,7 +364,7 @@ def inspect_data(**overrides: Any) -> dict[str, Any]:
 
 
 def test_container_info_reads_state_labels_and_limits() -> None:
-    info = container_info(inspect_data())
+    info = container_info(inspect_data(), OWNER)
     assert info is not None
     assert (info.id, info.name, info.image) == ("c0ffee", "web_1001_abc123", "reg/web:v1")
     assert (info.app_id, info.service_id, info.service_name) == (1001, 3, "web")
@@ -376,7 +383,7 @@ def test_container_info_reads_back_the_grace_period_and_dependencies_set_at_crea
     data = inspect_data()
     data["Config"]["StopTimeout"] = 3
     data["Config"]["Labels"][LABEL_DEPENDS_ON] = "cache,db"
-    info = container_info(data)
+    info = container_info(data, OWNER)
     assert info is not None
     assert (info.stop_grace_s, info.depends_on) == (3.0, ("cache", "db"))
 
@@ -388,14 +395,14 @@ def test_container_info_without_a_readable_stop_timeout_has_the_engine_default(
     data = inspect_data()
     if stop_timeout is not None:
         data["Config"]["StopTimeout"] = stop_timeout
-    info = container_info(data)
+    info = container_info(data, OWNER)
     assert info is not None
     assert (info.stop_grace_s, info.depends_on) == (10.0, ())
 
 
 def test_container_info_of_a_never_started_container_has_zero_start_time() -> None:
     state = {"Status": "created", "StartedAt": "0001-01-01T00:00:00Z", "ExitCode": 0}
-    info = container_info(inspect_data(State=state))
+    info = container_info(inspect_data(State=state), OWNER)
     assert info is not None
     assert (info.status, info.started_at, info.health) == ("created", 0.0, None)
 
@@ -406,13 +413,13 @@ def test_container_info_of_a_never_started_container_has_zero_start_time() -> No
 def test_container_info_ignores_a_container_missing_a_required_label(drop: str) -> None:
     data = inspect_data()
     del data["Config"]["Labels"][drop]
-    assert container_info(data) is None
+    assert container_info(data, OWNER) is None
 
 
 def test_container_info_ignores_an_unreadable_app_id() -> None:
     data = inspect_data()
     data["Config"]["Labels"][LABEL_APP_ID] = "not-a-number"
-    assert container_info(data) is None
+    assert container_info(data, OWNER) is None
 
 
 def test_image_names_collects_tags_and_digests_without_placeholders() -> None:
@@ -424,11 +431,50 @@ def test_image_names_collects_tags_and_digests_without_placeholders() -> None:
     assert image_names(listed) == {"a:1", "a:latest", "a@sha256:1"}
 
 
-def test_labelled_app_ids_maps_managed_objects_to_their_app() -> None:
+def test_labelled_app_ids_maps_this_devices_objects_to_their_app() -> None:
+    mine = {LABEL_MANAGED: "true", LABEL_DEVICE_UUID: "dev-1"}
     objects = [
-        {"Name": "1001_default", "Labels": {LABEL_MANAGED: "true", LABEL_APP_ID: "1001"}},
+        {"Name": "1001_default", "Labels": {**mine, LABEL_APP_ID: "1001"}},
         {"Name": "bridge", "Labels": {}},
         {"Name": "foreign", "Labels": None},
-        {"Name": "broken", "Labels": {LABEL_MANAGED: "true", LABEL_APP_ID: "x"}},
+        {"Name": "broken", "Labels": {**mine, LABEL_APP_ID: "x"}},
+        {"Name": "theirs", "Labels": {**mine, LABEL_DEVICE_UUID: "dev-2", LABEL_APP_ID: "7"}},
+        {"Name": "1002_old", "Labels": {LABEL_MANAGED: "true", LABEL_APP_ID: "1002"}},
     ]
-    assert labelled_app_ids(objects) == {"1001_default": 1001}
+    assert labelled_app_ids(objects, OWNER) == {"1001_default": 1001}
+    adopting = Ownership("dev-1", adopt_unlabelled=True)
+    assert labelled_app_ids(objects, adopting) == {"1001_default": 1001, "1002_old": 1002}
+
+
+def test_a_container_of_another_device_is_not_this_agents() -> None:
+    theirs = inspect_data()
+    theirs["Config"]["Labels"][LABEL_DEVICE_UUID] = "dev-2"
+    assert container_info(theirs, OWNER) is None
+    assert container_info(theirs, Ownership("dev-1", adopt_unlabelled=True)) is None
+
+
+def test_a_container_of_an_earlier_release_is_adopted_only_by_the_agent_that_made_it() -> None:
+    legacy = inspect_data()
+    del legacy["Config"]["Labels"][LABEL_DEVICE_UUID]
+    assert container_info(legacy, OWNER) is None
+    adopted = container_info(legacy, Ownership("dev-1", adopt_unlabelled=True))
+    assert adopted is not None and adopted.id == "c0ffee"
+
+
+@pytest.mark.parametrize(
+    ("labels", "refusal"),
+    [
+        ({LABEL_MANAGED: "true", LABEL_DEVICE_UUID: "dev-1"}, None),
+        ({LABEL_MANAGED: "true", LABEL_DEVICE_UUID: "dev-2"}, "belongs to another device (dev-2)"),
+        ({LABEL_MANAGED: "true"}, "was made by an earlier release of another agent"),
+        ({LABEL_DEVICE_UUID: "dev-1"}, "is not managed by the agent"),
+        (None, "is not managed by the agent"),
+    ],
+)
+def test_ownership_says_why_an_object_is_not_this_agents(
+    labels: dict[str, str] | None, refusal: str | None
+) -> None:
+    found = OWNER.refusal(labels)
+    assert (found is None) == (refusal is None)
+    if refusal is not None:
+        assert found is not None and found.startswith(refusal)

@@ -16,8 +16,9 @@ GOOD, OTHER, BAD = "reg/img:v1", "reg/other:v1", "reg/img:missing"
 
 
 class Targets:
-    def __init__(self, target: Mapping[int, AppSpec]) -> None:
+    def __init__(self, target: Mapping[int, AppSpec], known: bool = True) -> None:
         self.target = target
+        self.known = known
 
     def current_target(self) -> Mapping[int, AppSpec]:
         return self.target

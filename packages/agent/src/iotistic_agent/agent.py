@@ -47,6 +47,7 @@ from .store.config_store import ConfigStore
 from .store.db import open_database
 from .store.device import CloudCredentials, DeviceStore
 from .store.failure_store import SqliteFailureStore
+from .store.ownership import adopts_unlabelled
 from .store.target_store import TargetStore
 
 log = logging.getLogger("iotistic.agent")
@@ -89,7 +90,11 @@ class Agent:
         self.targets = TargetStore(self.database, device_policy(AgentSettings.from_env(environ)))
 
         # Containers: the engine and the loop that keeps it equal to the target.
-        self.engine = DockerEngine(settings.DOCKER_HOST)
+        self.engine = DockerEngine(
+            settings.DOCKER_HOST,
+            device_uuid=self.identity.uuid,
+            adopt_unlabelled=adopts_unlabelled(self.database),
+        )
         self.before_remove = ReadBeforeRemove()
         self.reconciler = Reconciler(
             self.engine,

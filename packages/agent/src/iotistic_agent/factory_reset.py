@@ -17,7 +17,10 @@ log = logging.getLogger("iotistic.agent")
 
 
 class _Nothing:
-    """An empty target with no memory: converging to it removes every managed object."""
+    """An empty target with no memory: converging to it removes every container, network
+    and volume of this device."""
+
+    known = True  # a stated "no apps", not an unknown target
 
     def current_target(self) -> Mapping[int, AppSpec]:
         return {}

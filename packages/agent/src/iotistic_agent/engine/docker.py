@@ -43,6 +43,7 @@ from .docker_mapping import (
     update_body,
 )
 from .log_stream import DockerLogDecoder
+from .ownership import Ownership
 from .protocol import (
     ContainerLogLine,
     ContainerNotFound,
@@ -63,19 +64,17 @@ def _is_not_found(err: DockerError) -> bool:
     return err.status == 404
 
 
-def _check_managed(kind: str, name: str, labels: dict[str, str]) -> None:
-    if labels.get(LABEL_MANAGED) != "true":
-        # Never adopt someone else's data or network: the user has to resolve the clash.
-        raise EngineError(f"a {kind} named {name} exists but is not managed by the agent")
-
-
 class DockerEngine:
-    """`Engine` on a Docker daemon. Use `async with DockerEngine() as engine` or `close()`."""
+    """`Engine` on a Docker daemon, for the agent of one device: it sees and touches only
+    that device's containers, networks and volumes (`Ownership`). Use `async with
+    DockerEngine(device_uuid=...) as engine` or `close()`."""
 
     def __init__(
         self,
         url: str | None = None,
         *,
+        device_uuid: str,
+        adopt_unlabelled: bool = False,
         api_version: str = "auto",
         request_timeout_s: float = 120.0,
         pull_timeout_s: float = 1800.0,
@@ -84,6 +83,7 @@ class DockerEngine:
         # An explicit default, so a missing socket is an EngineUnavailable at the first call
         # (the reconciler retries) rather than a ValueError from aiodocker's auto-detection.
         self._url = url or os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
+        self._owner = Ownership(device_uuid, adopt_unlabelled)
         self._api_version = api_version
         self._timeout = aiohttp.ClientTimeout(
             total=None, connect=10.0, sock_connect=10.0, sock_read=request_timeout_s
@@ -171,8 +171,8 @@ class DockerEngine:
         return EngineSnapshot(
             containers=tuple(sorted((i for i in infos if i is not None), key=lambda i: i.id)),
             images=image_names(images),
-            networks=labelled_app_ids(networks),
-            volumes=labelled_app_ids(volumes.get("Volumes") or []),
+            networks=labelled_app_ids(networks, self._owner),
+            volumes=labelled_app_ids(volumes.get("Volumes") or [], self._owner),
         )
 
     async def _inspect(self, name_or_id: str) -> dict[str, Any] | None:
@@ -187,7 +187,7 @@ class DockerEngine:
     async def _inspect_info(self, container_id: str) -> ContainerInfo | None:
         async with self._inspect_limit:
             data = await self._inspect(container_id)
-        return None if data is None else container_info(data)
+        return None if data is None else container_info(data, self._owner)
 
     # -- images ------------------------------------------------------------------------
 
@@ -238,7 +238,7 @@ class DockerEngine:
         body = {
             "Name": name,
             "Driver": "bridge",
-            "Labels": managed_labels(app_id),
+            "Labels": managed_labels(app_id, self._owner),
             # Without it, API 1.41 happily creates a second network with the same name.
             "CheckDuplicate": True,
         }
@@ -251,7 +251,7 @@ class DockerEngine:
                     raise
             existing = await self._docker().networks.get(name)
             labels = (await existing.show()).get("Labels") or {}
-        _check_managed("network", name, labels)
+        self._check_owned("network", name, labels)
 
     async def remove_network(self, name: str) -> None:
         async with self._errors(f"removing network {name}"):
@@ -263,11 +263,17 @@ class DockerEngine:
                     raise
 
     async def create_volume(self, name: str, app_id: int) -> None:
-        body = {"Name": name, "Driver": "local", "Labels": managed_labels(app_id)}
+        body = {"Name": name, "Driver": "local", "Labels": managed_labels(app_id, self._owner)}
         async with self._errors(f"creating volume {name}"):
             # Creating an existing volume succeeds and returns it unchanged (labels included).
             created = await self._api("POST", "volumes/create", body=body)
-        _check_managed("volume", name, created.get("Labels") or {})
+        self._check_owned("volume", name, created.get("Labels") or {})
+
+    def _check_owned(self, kind: str, name: str, labels: dict[str, str]) -> None:
+        refusal = self._owner.refusal(labels)
+        if refusal is not None:
+            # Never take over someone else's data or network: the user resolves the clash.
+            raise EngineError(f"a {kind} named {name} exists but {refusal}")
 
     async def remove_volume(self, name: str) -> None:
         async with self._errors(f"removing volume {name}"):
@@ -310,13 +316,15 @@ class DockerEngine:
                 raise StartError(f"container {name} {left}failed to start: {err.message}") from err
         return container_id
 
-    @staticmethod
-    def _reusable(spec: ServiceSpec, existing: dict[str, Any]) -> str:
+    def _reusable(self, spec: ServiceSpec, existing: dict[str, Any]) -> str:
         labels = (existing.get("Config") or {}).get("Labels") or {}
-        if labels.get(LABEL_MANAGED) != "true" or labels.get(LABEL_CONFIG_HASH) != spec.config_hash:
+        refusal = self._owner.refusal(labels)
+        if refusal is None and labels.get(LABEL_CONFIG_HASH) != spec.config_hash:
+            refusal = "has a different configuration"
+        if refusal is not None:
             raise StartError(
-                f"a container named {spec.container_name} exists but is not this service's "
-                "(unmanaged or a different configuration); remove it to continue"
+                f"a container named {spec.container_name} exists but {refusal}; "
+                "remove it to continue"
             )
         return str(existing["Id"])
 
@@ -324,7 +332,7 @@ class DockerEngine:
         if not await self._image_present(spec.image):
             # The engine never pulls implicitly: fetching is a step of its own, with backoff.
             raise StartError(f"image {spec.image} not present; it has to be pulled first")
-        body = container_create_body(spec, network_mode)
+        body = container_create_body(spec, network_mode, self._owner)
         container = await self._docker().containers.create(body, name=spec.container_name)
         log.info(
             "created container %s (%s) for %s", spec.container_name, container.id[:12], spec.key
@@ -384,6 +392,7 @@ class DockerEngine:
             "status": ["running"],
         }
         listed = await self._api("GET", "containers/json", params={"filters": json.dumps(filters)})
+        listed = [c for c in listed if self._owner.owns(c.get("Labels"))]
         if not listed:
             raise StartError(
                 f"network_mode {mode}: service {other} of app {spec.app_id} is not running"

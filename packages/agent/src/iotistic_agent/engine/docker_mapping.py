@@ -17,29 +17,29 @@ from ..orchestrator.model import (
     LABEL_APP_NAME,
     LABEL_CONFIG_HASH,
     LABEL_DEPENDS_ON,
-    LABEL_MANAGED,
     LABEL_SERVICE_ID,
     LABEL_SERVICE_NAME,
     ContainerInfo,
     ContainerStatus,
     ServiceSpec,
 )
+from .ownership import Ownership
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 _DEVICE_MODES = frozenset("rwm")
 
 
-def managed_labels(app_id: int) -> dict[str, str]:
+def managed_labels(app_id: int, owner: Ownership) -> dict[str, str]:
     """Labels of the networks and volumes the agent creates."""
-    return {LABEL_MANAGED: "true", LABEL_APP_ID: str(app_id)}
+    return {**owner.labels, LABEL_APP_ID: str(app_id)}
 
 
-def container_labels(spec: ServiceSpec) -> dict[str, str]:
+def container_labels(spec: ServiceSpec, owner: Ownership) -> dict[str, str]:
     """The user's labels plus the agent's own, which always win."""
     labels = dict(spec.labels)
     labels.update(
         {
-            LABEL_MANAGED: "true",
+            **owner.labels,
             LABEL_APP_ID: str(spec.app_id),
             LABEL_APP_NAME: spec.app_name,
             LABEL_SERVICE_ID: str(spec.service_id),
@@ -153,7 +153,9 @@ def _mounts(spec: ServiceSpec) -> tuple[list[dict[str, Any]], list[str]]:
     return mounts, binds
 
 
-def container_create_body(spec: ServiceSpec, resolved_network_mode: str | None) -> dict[str, Any]:
+def container_create_body(
+    spec: ServiceSpec, resolved_network_mode: str | None, owner: Ownership
+) -> dict[str, Any]:
     """The `POST /containers/create` body for a service.
 
     `resolved_network_mode` replaces `spec.network_mode` when the engine had to resolve it
@@ -168,7 +170,7 @@ def container_create_body(spec: ServiceSpec, resolved_network_mode: str | None) 
     body: dict[str, Any] = {
         "Image": spec.image,
         "Env": [f"{k}={v}" for k, v in spec.environment],
-        "Labels": container_labels(spec),
+        "Labels": container_labels(spec, owner),
         "HostConfig": host,
     }
     if spec.command is not None:
@@ -288,11 +290,11 @@ def _positive(value: Any) -> int | None:
 _STATUSES = frozenset(get_args(ContainerStatus))
 
 
-def container_info(inspect: Mapping[str, Any]) -> ContainerInfo | None:
-    """`GET /containers/{id}/json` -> ContainerInfo; None unless it carries the agent's labels."""
+def container_info(inspect: Mapping[str, Any], owner: Ownership) -> ContainerInfo | None:
+    """`GET /containers/{id}/json` -> ContainerInfo; None unless it is this agent's."""
     config = inspect.get("Config") or {}
     labels: Mapping[str, str] = config.get("Labels") or {}
-    if labels.get(LABEL_MANAGED) != "true":
+    if not owner.owns(labels):
         return None
     try:
         app_id = int(labels[LABEL_APP_ID])
@@ -348,12 +350,12 @@ def image_names(images: Iterable[Mapping[str, Any]]) -> frozenset[str]:
     return frozenset(names)
 
 
-def labelled_app_ids(objects: Iterable[Mapping[str, Any]]) -> dict[str, int]:
-    """Managed networks/volumes -> app id, skipping any whose app id label is unreadable."""
+def labelled_app_ids(objects: Iterable[Mapping[str, Any]], owner: Ownership) -> dict[str, int]:
+    """This agent's networks/volumes -> app id, skipping any whose app id is unreadable."""
     result: dict[str, int] = {}
     for obj in objects:
         labels = obj.get("Labels") or {}
-        if labels.get(LABEL_MANAGED) != "true":
+        if not owner.owns(labels):
             continue
         try:
             result[str(obj["Name"])] = int(labels[LABEL_APP_ID])

@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 # Labels the agent puts on everything it creates; objects without them are never touched.
 LABEL_MANAGED = "io.iotistic.managed"
+# The device whose agent created it: agents sharing an engine never touch each other's.
+LABEL_DEVICE_UUID = "io.iotistic.device-uuid"
 LABEL_APP_ID = "io.iotistic.app-id"
 LABEL_APP_NAME = "io.iotistic.app-name"
 LABEL_SERVICE_ID = "io.iotistic.service-id"

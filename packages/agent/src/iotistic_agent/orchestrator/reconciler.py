@@ -61,6 +61,11 @@ MAX_CONCURRENT_CHANGES = 32
 
 
 class TargetSource(Protocol):
+    @property
+    def known(self) -> bool:
+        """False while no target was ever stored: nothing is planned (nor removed) then."""
+        ...
+
     def current_target(self) -> Mapping[int, AppSpec]: ...
 
     def spec_by_hash(self, config_hash: str) -> ServiceSpec | None: ...
@@ -104,6 +109,7 @@ class Reconciler:
         # Passes and manual operations (restart, purge) never interleave.
         self._pass_lock = asyncio.Lock()
         self._observations = Observations()
+        self._waiting_logged = False
         self.last_snapshot: EngineSnapshot | None = None
         # When it was asked for (time.monotonic): readers that accept a recent view use it.
         self.last_snapshot_at: float | None = None
@@ -169,6 +175,14 @@ class Reconciler:
             asked_at = time.monotonic()
             snapshot = await self._engine.snapshot()
             self.last_snapshot, self.last_snapshot_at = snapshot, asked_at
+            if not self._targets.known:
+                # An empty target would remove every container of this device's: wait for one.
+                if not self._waiting_logged:
+                    log.info(
+                        "no target state stored yet: nothing is created or removed until one is"
+                    )
+                    self._waiting_logged = True
+                return PassOutcome(settled=True, batches=batch)
             self._observe(snapshot, target)
             ctx = PlanContext(
                 now=self._clock(),

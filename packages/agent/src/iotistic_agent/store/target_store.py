@@ -122,6 +122,12 @@ class TargetStore:
     def stored(self) -> StoredTarget:
         return self._stored
 
+    @property
+    def known(self) -> bool:
+        """False until a first target is stored (locally or from the cloud): version 0 means
+        "unknown", not "no apps", and the agent then removes nothing."""
+        return self._stored.source != "none"
+
     def current_target(self) -> Mapping[int, AppSpec]:
         """The target to converge to: the declared one with local overrides applied."""
         return self._normalised
@@ -193,7 +199,11 @@ class TargetStore:
     def save(self, target: TargetState, source: str, version: int | None = None) -> bool:
         """Persist a new target (one transaction). Returns False when nothing changed."""
         state_hash = target.state_hash()
-        if state_hash == self._stored.state_hash and version in (None, self._stored.version):
+        same_version = version in (None, self._stored.version)
+        unchanged = state_hash == self._stored.state_hash and same_version
+        # A first target is stored even when it is "no apps", unless it is the cloud's
+        # version 0: a device the cloud has no target for yet (see `known`).
+        if unchanged and (self.known or version == 0):
             return False
         refusals = check_target(target, self._policy, host_paths(target))
         if refusals:
