@@ -5,7 +5,8 @@
 - the (method, path template) routes the aiohttp app registers equal the document's
   operations, and the routes table of docs/device-api.md lists the same;
 - security: only the public probes of `auth.PUBLIC_ROUTES` are open; every other operation
-  documents its 401 and answers a missing or wrong key with it;
+  documents its 401 and answers a missing or wrong key with it, and its 403, which an app's
+  scoped key gets outside the two routes it may use;
 - edge inputs the document allows (the largest appId) or clearly refuses (non-ASCII digits,
   JSON nested too deeply, bodies over 1 MiB), a service that cannot start being restarted and
   an unreachable engine all get a documented status whose body matches the document: never a
@@ -28,6 +29,7 @@ import schemathesis
 from aiohttp.test_utils import TestServer
 from api_support import KEY, api_context
 from iotistic_agent.device_api.app import create_app
+from iotistic_agent.device_api.app_access import app_key
 from iotistic_agent.device_api.auth import PUBLIC_ROUTES
 from iotistic_agent.engine.memory import MemoryEngine
 from iotistic_agent.engine.protocol import EngineUnavailable
@@ -223,6 +225,8 @@ def test_security_matches_the_public_routes() -> None:
             if method in METHODS:
                 has_401 = "401" in op["responses"]
                 assert has_401 == ((method.upper(), path) not in public), (method, path)
+                # An app's scoped key may be refused wherever a key is needed.
+                assert ("403" in op["responses"]) == has_401, (method, path)
 
 
 # --- edge inputs get documented answers ---------------------------------------------------
@@ -387,6 +391,21 @@ async def test_every_secured_operation_refuses_a_missing_or_wrong_key(
     for headers in ({"Authorization": ""}, {"Authorization": f"Bearer {KEY}x"}):
         response = await api.check(method, concrete(template), template, 401, headers=headers)
         assert response.json()["error"] == "unauthorized"
+
+
+# Every secured operation but the sensor route (which a scoped key may use: see
+# tests/unit/test_device_api_app_access.py); /v1/apps/{appId} is asked for another app.
+OUTSIDE_SCOPE = [op for op in SECURED if op != ("POST", "/v1/sensors/{metric}")]
+
+
+@pytest.mark.parametrize(("method", "template"), OUTSIDE_SCOPE)
+async def test_an_apps_scoped_key_gets_the_documented_403_outside_its_routes(
+    api: Api, method: str, template: str
+) -> None:
+    headers = {"Authorization": f"Bearer {app_key(KEY, 1001)}"}
+    path = concrete(template) if template != "/v1/apps/{appId}" else f"/v1/apps/{MAX_ID}"
+    response = await api.check(method, path, template, 403, headers=headers)
+    assert response.json()["error"] == "forbidden"
 
 
 ENGINE_ROUTES = [

@@ -24,6 +24,8 @@ from .anomaly.service import AnomalyDetectionService
 from .cloud.wiring import cloud_sync, sync_timing
 from .control import Control
 from .device_api.app import create_app
+from .device_api.app_access import service_environment
+from .device_api.app_listeners import AppNetworkListeners
 from .device_api.auth import load_or_create_key
 from .device_api.context import ApiContext
 from .engine.docker import DockerEngine
@@ -86,14 +88,20 @@ class Agent:
         settings = self._applied = self.config.settings
         self._apply_log_settings(settings)
         self.identity = self.devices.ensure_identity(settings.DEVICE_NAME)
+        # The Device API key; the apps' scoped keys derive from it (device_api/app_access.py).
+        self.api_key = load_or_create_key(settings.data_dir)
         # The device policy: from the environment alone, never from `iotctl config set`.
         self.targets = TargetStore(self.database, device_policy(AgentSettings.from_env(environ)))
 
         # Containers: the engine and the loop that keeps it equal to the target.
+        # A service that asks for the Device API gets its address and key when created.
         self.engine = DockerEngine(
             settings.DOCKER_HOST,
             device_uuid=self.identity.uuid,
             adopt_unlabelled=adopts_unlabelled(self.database),
+            environment=functools.partial(
+                service_environment, device_key=self.api_key, port=settings.DEVICE_API_PORT
+            ),
         )
         self.before_remove = ReadBeforeRemove()
         self.reconciler = Reconciler(
@@ -170,7 +178,7 @@ class Agent:
                 simulation=self.simulation,
                 anomalies=self.anomalies,
             ),
-            api_key=load_or_create_key(settings.data_dir),
+            api_key=self.api_key,
         )
         self.config.subscribe(self._apply_config)
 
@@ -235,6 +243,15 @@ class Agent:
             where = f"{settings.DEVICE_API_HOST}:{settings.DEVICE_API_PORT}"
             reason = exc.strerror or str(exc)
             raise StartupError(f"the Device API cannot listen on {where}: {reason}") from None
+        # And on the gateway of the app networks whose services asked for it.
+        listeners = AppNetworkListeners(
+            runner,
+            settings.DEVICE_API_HOST,
+            settings.DEVICE_API_PORT,
+            self.engine.network_gateways,
+            lambda: [s for app in self.targets.current_target().values() for s in app.services],
+        )
+        life.task("Device API on app networks", listeners.run())
 
     def _handle_signals(self, life: Lifecycle) -> None:
         loop = asyncio.get_running_loop()

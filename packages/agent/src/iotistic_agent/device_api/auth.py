@@ -10,6 +10,8 @@ from pathlib import Path
 from aiohttp import web
 from iotistic_device_paths import api_key_path
 
+from .app_access import app_of_key
+from .context import api_context
 from .errors import Handler, Middleware, error_response
 
 # Liveness probes must work without credentials; they reveal nothing.
@@ -43,17 +45,40 @@ def load_or_create_key(data_dir: Path) -> str:
 
 
 def auth_middleware(api_key: str) -> Middleware:
+    """The device API key opens every route; an app's scoped key (app_access.py) the few an
+    app's own services may use, for that app only."""
     expected = f"Bearer {api_key}".encode()
 
     @web.middleware
     async def check_key(request: web.Request, handler: Handler) -> web.StreamResponse:
         if (request.method, request.path) in PUBLIC_ROUTES:
             return await handler(request)
-        given = request.headers.get("Authorization", "").encode()
-        if not hmac.compare_digest(given, expected):
+        given = request.headers.get("Authorization", "")
+        if hmac.compare_digest(given.encode(), expected):
+            return await handler(request)
+        scheme, _, key = given.partition(" ")
+        app_id = app_of_key(api_key, key) if scheme == "Bearer" else None
+        if app_id is None or app_id not in api_context(request).targets.declared_target():
             return error_response(
                 401, "unauthorized", "missing or invalid device API key (Authorization: Bearer)"
+            )
+        if not scoped_route_allowed(request, app_id):
+            return error_response(
+                403,
+                "forbidden",
+                f"this key of app {app_id} only publishes sensor readings "
+                f"(POST /v1/sensors/{{metric}}) and reads its app (GET /v1/apps/{app_id})",
             )
         return await handler(request)
 
     return check_key
+
+
+def scoped_route_allowed(request: web.Request, app_id: int) -> bool:
+    resource = request.match_info.route.resource
+    route = (request.method, resource.canonical if resource is not None else None)
+    if route == ("POST", "/v1/sensors/{metric}"):
+        return True
+    return route in {("GET", "/v1/apps/{appId}"), ("HEAD", "/v1/apps/{appId}")} and (
+        request.match_info.get("appId") == str(app_id)
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -39,6 +40,7 @@ from .docker_mapping import (
     labelled_app_ids,
     limits_not_cleared,
     managed_labels,
+    network_gateways,
     split_image_ref,
     update_body,
 )
@@ -50,6 +52,7 @@ from .protocol import (
     EngineError,
     EngineUnavailable,
     ImagePullError,
+    ServiceEnvironment,
     StartError,
 )
 
@@ -79,6 +82,7 @@ class DockerEngine:
         request_timeout_s: float = 120.0,
         pull_timeout_s: float = 1800.0,
         inspect_concurrency: int = 8,
+        environment: ServiceEnvironment | None = None,
     ) -> None:
         # An explicit default, so a missing socket is an EngineUnavailable at the first call
         # (the reconciler retries) rather than a ValueError from aiodocker's auto-detection.
@@ -94,6 +98,8 @@ class DockerEngine:
             total=None, connect=10.0, sock_connect=10.0, sock_read=None
         )
         self._inspect_limit = asyncio.Semaphore(inspect_concurrency)
+        # Added to a new container's environment (not to its config hash: no replace loop).
+        self._environment = environment
         self._client: aiodocker.Docker | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -174,6 +180,11 @@ class DockerEngine:
             networks=labelled_app_ids(networks, self._owner),
             volumes=labelled_app_ids(volumes.get("Volumes") or [], self._owner),
         )
+
+    async def network_gateways(self) -> dict[str, str]:
+        async with self._errors("listing networks"):
+            networks = await self._docker().networks.list(filters={"label": [_MANAGED_FILTER]})
+        return network_gateways(n for n in networks if self._owner.owns(n.get("Labels")))
 
     async def _inspect(self, name_or_id: str) -> dict[str, Any] | None:
         try:
@@ -332,6 +343,11 @@ class DockerEngine:
         if not await self._image_present(spec.image):
             # The engine never pulls implicitly: fetching is a step of its own, with backoff.
             raise StartError(f"image {spec.image} not present; it has to be pulled first")
+        if self._environment is not None:
+            extra = self._environment(spec, await self.network_gateways())
+            if extra:
+                environment = {**dict(spec.environment), **extra}
+                spec = dataclasses.replace(spec, environment=tuple(environment.items()))
         body = container_create_body(spec, network_mode, self._owner)
         container = await self._docker().containers.create(body, name=spec.container_name)
         log.info(

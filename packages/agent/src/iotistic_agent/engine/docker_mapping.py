@@ -153,6 +153,18 @@ def _mounts(spec: ServiceSpec) -> tuple[list[dict[str, Any]], list[str]]:
     return mounts, binds
 
 
+def network_gateways(networks: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """`GET /networks` entries -> the first gateway of each (IPv4 before IPv6)."""
+    found: dict[str, str] = {}
+    for network in networks:
+        configs = (network.get("IPAM") or {}).get("Config") or []
+        gateways = [c["Gateway"] for c in configs if c.get("Gateway")]
+        gateways.sort(key=lambda address: ":" in address)
+        if gateways:
+            found[network["Name"]] = gateways[0]
+    return found
+
+
 def container_create_body(
     spec: ServiceSpec, resolved_network_mode: str | None, owner: Ownership
 ) -> dict[str, Any]:

@@ -27,6 +27,10 @@ class MemoryEngine:
     async def ping(self) -> bool:
         return True
 
+    async def network_gateways(self) -> dict[str, str]:
+        # Made up but stable: 10.<n>.0.1 for the n-th network by name.
+        return {name: f"10.{n}.0.1" for n, name in enumerate(sorted(self.networks), start=1)}
+
     async def snapshot(self) -> EngineSnapshot:
         return EngineSnapshot(
             containers=tuple(self.containers.values()),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -45,6 +45,10 @@ class Engine(Protocol):
         ...
 
     async def snapshot(self) -> EngineSnapshot: ...
+
+    async def network_gateways(self) -> dict[str, str]:
+        """The gateway address of each managed network (its host side), by network name."""
+        ...
 
     async def pull_image(self, image: str) -> None: ...
 
@@ -92,6 +96,10 @@ class Engine(Protocol):
         be reached."""
         ...
 
+
+# Extra environment for a new container, from its spec and the gateway address of each managed
+# network (the Device API's address for the app's services, device_api/app_access.py).
+ServiceEnvironment = Callable[[ServiceSpec, Mapping[str, str]], Mapping[str, str]]
 
 # Called with a container's id after it stopped and before it is removed: the log collector
 # reads what the container printed last (removing it deletes its log).
