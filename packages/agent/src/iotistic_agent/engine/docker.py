@@ -32,6 +32,7 @@ from ..orchestrator.model import (
     EngineSnapshot,
     ServiceSpec,
 )
+from .docker_http import CONNECTION_FAILED, EngineHttp
 from .docker_mapping import (
     container_create_body,
     container_info,
@@ -59,7 +60,6 @@ from .protocol import (
 log = logging.getLogger(__name__)
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
-_CONNECTION_FAILED = 900  # aiodocker's status for "cannot connect to the daemon"
 _MANAGED_FILTER = f"{LABEL_MANAGED}=true"
 
 
@@ -101,6 +101,7 @@ class DockerEngine:
         # Added to a new container's environment (not to its config hash: no replace loop).
         self._environment = environment
         self._client: aiodocker.Docker | None = None
+        self._raw: EngineHttp | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -109,7 +110,7 @@ class DockerEngine:
         return self
 
     async def close(self) -> None:
-        client, self._client = self._client, None
+        client, self._client, self._raw = self._client, None, None
         if client is not None:
             await client.close()
 
@@ -127,13 +128,20 @@ class DockerEngine:
             )
         return self._client
 
+    def _http(self) -> EngineHttp:
+        """The engine's HTTP API where aiodocker has no public call (docker_http.py)."""
+        if self._raw is None:
+            self._raw = EngineHttp(self._docker(), self._api_version)
+        return self._raw
+
     async def ping(self) -> bool:
         """True when the daemon answers `GET /_ping`; never raises for a dead daemon."""
         try:
-            async with self._docker()._query("_ping", versioned_api=False) as resp:
-                return resp.status == 200
+            response = await self._http().request("GET", "_ping", versioned=False)
         except (DockerError, aiohttp.ClientError, TimeoutError):
             return False
+        response.release()
+        return response.status == 200
 
     @asynccontextmanager
     async def _errors(
@@ -143,7 +151,7 @@ class DockerEngine:
         try:
             yield
         except DockerError as err:
-            if err.status == _CONNECTION_FAILED:
+            if err.status == CONNECTION_FAILED:
                 raise EngineUnavailable(f"{what}: {err.message}") from err
             raise error(f"{what}: {err.message}") from err
         except (aiohttp.ClientConnectionError, ConnectionError) as err:
@@ -152,11 +160,10 @@ class DockerEngine:
             raise error(f"{what}: the engine did not answer in time") from err
 
     async def _api(
-        self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None
+        self, method: str, path: str, *, params: dict[str, str] | None = None, body: Any = None
     ) -> Any:
-        # aiodocker has no (typed) call for container update and volumes: use its JSON helper.
-        data = None if body is None else json.dumps(body)
-        return await self._docker()._query_json(path, method, params=params, data=data)
+        # aiodocker has no public call for container update and volumes.
+        return await self._http().json(method, path, params=params, body=body)
 
     # -- snapshot ----------------------------------------------------------------------
 
@@ -321,7 +328,7 @@ class DockerEngine:
             try:
                 await self._docker().containers.container(container_id).start()
             except DockerError as err:
-                if err.status == _CONNECTION_FAILED:
+                if err.status == CONNECTION_FAILED:
                     raise
                 left = "was created but " if created else ""
                 raise StartError(f"container {name} {left}failed to start: {err.message}") from err
@@ -357,7 +364,7 @@ class DockerEngine:
             # The first network was joined at create time (see container_create_body).
             await self._connect_networks(container.id, spec, skip={*spec.network_names[:1]})
         except DockerError as err:
-            if err.status == _CONNECTION_FAILED:
+            if err.status == CONNECTION_FAILED:
                 raise
             raise StartError(
                 f"container {spec.container_name} was created but could not join its "
@@ -478,14 +485,14 @@ class DockerEngine:
         self, container_id: str, *, tail: int | None, follow: bool, since: float | None = None
     ) -> AsyncIterator[ContainerLogLine]:
         """Stream `GET /containers/{id}/logs` (both streams, timestamps) as lines; see
-        `logs/container_logs.py` for the engine's framing. `tail` counts the engine's log
+        `log_stream.py` for the engine's framing. `tail` counts the engine's log
         entries: a line over 16 KiB is several of them."""
         what = f"reading the logs of container {container_id[:12]}"
         async with self._errors(what):
             info = await self._inspect(container_id)
         if info is None:
             raise ContainerNotFound(f"{what}: no such container")
-        params: dict[str, Any] = {
+        params: dict[str, str] = {
             "stdout": "1",
             "stderr": "1",
             "timestamps": "1",
@@ -516,16 +523,16 @@ class DockerEngine:
             yield line
 
     async def _log_body(
-        self, container_id: str, params: dict[str, Any], decoder: DockerLogDecoder, what: str
+        self, container_id: str, params: dict[str, str], decoder: DockerLogDecoder, what: str
     ) -> AsyncIterator[ContainerLogLine]:
         follow = params["follow"] == "1"
         async with self._errors(what):
             try:
-                response = await self._docker()._do_query(
-                    f"containers/{container_id}/logs",
+                response = await self._http().request(
                     "GET",
+                    f"containers/{container_id}/logs",
                     params=params,
-                    timeout=self._follow_timeout if follow else self._timeout,
+                    client_timeout=self._follow_timeout if follow else self._timeout,
                 )
             except DockerError as err:
                 # 409: "dead or marked for removal", as good as gone for its logs.
