@@ -538,7 +538,7 @@ async def test_stop_of_a_paused_container_stops_it(engine: DockerEngine, images:
     await pulled(engine, images.v1)
     cid = await engine.start_service(service("worker", images.v1))
     await engine.pause_container(cid)
-    await engine.stop_container(cid, 0.2)  # rounded up to one second, never zero
+    await engine.stop_container(cid, 0.2)  # rounded up to a whole second (0 s stays 0)
     await engine.stop_container(cid, 5)  # already stopped: fine
     state = inspect(cid)["State"]
     assert (state["Status"], state["Paused"]) == ("exited", False)
